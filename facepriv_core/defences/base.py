@@ -1,0 +1,172 @@
+"""The defence interface: params, the wire the server receives, the client-side key, utility.
+
+A defence takes aligned dlib chips (float32 NCHW RGB in [0, 1], 150x150) and returns a
+`Protected`: exactly what the untrusted server receives (`wire`), a viewable `preview` of it,
+and the client-only `key`. Utility is measured the way the authorised service would really get
+an embedding from the wire (`utility_embedding`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+WireKind = Literal["image", "features", "embedding", "frequency"]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Paper:
+    title: str
+    authors: str
+    venue: str
+
+    def cite(self) -> str:
+        return f"{self.authors}, \"{self.title}\", {self.venue}"
+
+
+class DefenceParams(BaseModel):
+    """Base of every defence's Params: strict (unknown keys are an error), frozen, hashable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretKey:
+    """Client-side secret material. Its repr, str and pickled/JSON forms never show it.
+
+    Only `export()` returns the tensors, for a user who explicitly asks to export the key.
+    """
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, **parts: torch.Tensor | np.ndarray | int) -> None:
+        object.__setattr__(self, "_parts", dict(parts))
+
+    def __getitem__(self, name: str) -> Any:
+        return self._parts[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._parts
+
+    @property
+    def nbytes(self) -> int:
+        total = 0
+        for v in self._parts.values():
+            if isinstance(v, torch.Tensor):
+                total += v.numel() * v.element_size()
+            elif isinstance(v, np.ndarray):
+                total += v.nbytes
+            else:
+                total += 8
+        return total
+
+    def export(self) -> dict[str, Any]:
+        """The raw key parts: only for an explicit, user-requested export."""
+        return dict(self._parts)
+
+    def fingerprint(self) -> str:
+        """A short one-way digest, to tell keys apart in reports without revealing them."""
+        h = hashlib.sha256()
+        for name in sorted(self._parts):
+            v = self._parts[name]
+            arr = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+            h.update(name.encode() + arr.tobytes())
+        return h.hexdigest()[:12]
+
+    def __repr__(self) -> str:
+        return f"<SecretKey {self.nbytes} bytes>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a SecretKey is not picklable; use export() to save it deliberately")
+
+
+@dataclass(repr=False)
+class Protected:
+    """The result of protecting a batch of faces.
+
+    wire: what the untrusted server receives (N, ...); preview: uint8 (N, H, W, 3) rendering of
+    it; key: client-only secret (None for keyless defences); utility: how the authorised service
+    turns the wire into embeddings given the recogniser; metrics: per-batch facts such as
+    `energy_dropped`.
+    """
+
+    wire: torch.Tensor
+    wire_kind: WireKind
+    preview: np.ndarray
+    utility: Callable[[Any], torch.Tensor]
+    key: SecretKey | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    image: torch.Tensor | None = None
+
+    def utility_embedding(self, recognizer: Any) -> torch.Tensor:
+        return self.utility(recognizer)
+
+    @property
+    def wire_shape(self) -> tuple[int, ...]:
+        return tuple(self.wire.shape[1:])
+
+    @property
+    def wire_bytes(self) -> int:
+        """Size of one face's wire in bytes (float32 tensors; uint8 for image wires)."""
+        per = int(np.prod(self.wire_shape))
+        return per if self.wire_kind == "image" else per * 4
+
+    def __repr__(self) -> str:
+        return (f"Protected(wire_kind={self.wire_kind!r}, wire_shape={self.wire_shape}, "
+                f"n={self.wire.shape[0]}, key={self.key!r})")
+
+
+class Defence(ABC):
+    """A privacy defence from the literature. Subclasses register with `@register(name)`."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    paper: ClassVar[Paper | None] = None
+    wire_kind: ClassVar[WireKind]
+    Params: ClassVar[type[DefenceParams]]
+    optimising: ClassVar[bool] = False
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+
+    def params(self, **values: Any) -> DefenceParams:
+        return self.Params(**values)
+
+    @abstractmethod
+    def protect(self, x: torch.Tensor, params: DefenceParams, rng: torch.Generator,
+                progress: Progress | None = None) -> Protected:
+        """Protect chips x (N, 3, 150, 150) in [0, 1]; all randomness comes from `rng`."""
+
+
+def image_preview(x: torch.Tensor) -> np.ndarray:
+    """uint8 NHWC of an image batch in [0, 1]."""
+    from facepriv_core.faces.types import tensor_to_chips
+
+    return tensor_to_chips(x)
+
+
+def tile_channels(t: torch.Tensor, columns: int | None = None) -> np.ndarray:
+    """Render (N, C, H, W) features as uint8 (N, rows*H, cols*W, 3) grey tiles, each channel
+    min-max scaled on its own so structure is visible whatever the range."""
+    n, c, h, w = t.shape
+    cols = columns or int(np.ceil(np.sqrt(c)))
+    rows = int(np.ceil(c / cols))
+    t = t.detach().float().cpu()
+    lo = t.amin(dim=(2, 3), keepdim=True)
+    hi = t.amax(dim=(2, 3), keepdim=True)
+    t = (t - lo) / (hi - lo).clamp_min(1e-8)
+    canvas = torch.zeros(n, rows * (h + 1) - 1, cols * (w + 1) - 1)
+    for k in range(c):
+        r, q = divmod(k, cols)
+        canvas[:, r * (h + 1): r * (h + 1) + h, q * (w + 1): q * (w + 1) + w] = t[:, k]
+    grey = (canvas * 255).round().to(torch.uint8).numpy()
+    return np.repeat(grey[..., None], 3, axis=-1)

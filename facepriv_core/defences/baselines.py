@@ -1,0 +1,163 @@
+"""Baselines from the FaceMix tables (noise, blur, pixelation) and the two references that
+protect nothing (`none`: the image goes to the server; `split`: plain split computing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from facepriv_core.defences import register
+from facepriv_core.defences.base import (
+    Defence,
+    DefenceParams,
+    Paper,
+    Progress,
+    Protected,
+    image_preview,
+    tile_channels,
+)
+
+FACEMIX = Paper(
+    title="FaceMix: Privacy-preserving Facial Attribute Classification on the Cloud",
+    authors="Liu, Wu, Zhu, Gan, Han (MIT)",
+    venue="baselines of its privacy tables",
+)
+
+
+def quantise(x: torch.Tensor) -> torch.Tensor:
+    """What an 8-bit image upload carries: values rounded to 1/255 steps in [0, 1]."""
+    return x.clamp(0, 1).mul(255).round().div(255)
+
+
+def image_protected(img: torch.Tensor) -> Protected:
+    img = quantise(img)
+    return Protected(wire=img, wire_kind="image", preview=image_preview(img),
+                     utility=lambda rec: rec.embed(img), image=img)
+
+
+class NoParams(DefenceParams):
+    pass
+
+
+@register("none")
+class NoDefence(Defence):
+    title = "No defence (the face goes to the server)"
+    wire_kind = "image"
+    Params = NoParams
+
+    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+                progress: Progress | None = None) -> Protected:
+        return image_protected(x)
+
+
+class NoiseParams(DefenceParams):
+    sigma: float = Field(8.0, ge=0.0, le=128.0,
+                         description="standard deviation of the Gaussian noise on the 0..255 "
+                                     "pixel scale (the FaceMix tables use 4 and 8)")
+
+
+@register("noise")
+class GaussianNoise(Defence):
+    title = "Gaussian noise"
+    paper = FACEMIX
+    wire_kind = "image"
+    Params = NoiseParams
+
+    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+                progress: Progress | None = None) -> Protected:
+        noise = torch.randn(x.shape, generator=rng, device=rng.device).to(x.device)
+        return image_protected(x + noise * (params.sigma / 255.0))
+
+
+class BlurParams(DefenceParams):
+    kernel: int = Field(9, ge=0, le=63,
+                        description="Gaussian kernel size in pixels on the 150 px chip (0 or 1 = "
+                                    "no blur; even sizes are rounded up to odd)")
+    sigma: float = Field(0.0, ge=0.0, le=32.0,
+                         description="Gaussian sigma in pixels; 0 derives it from the kernel "
+                                     "size as OpenCV does: 0.3 * ((k - 1) / 2 - 1) + 0.8")
+
+
+def gaussian_kernel1d(size: int, sigma: float, device: torch.device) -> torch.Tensor:
+    r = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
+    k = torch.exp(-(r**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def gaussian_blur(x: torch.Tensor, kernel: int, sigma: float = 0.0) -> torch.Tensor:
+    """Separable Gaussian blur with reflected borders; kernel <= 1 returns x unchanged."""
+    if kernel <= 1:
+        return x
+    size = kernel | 1
+    sigma = sigma or 0.3 * ((size - 1) / 2 - 1) + 0.8
+    k = gaussian_kernel1d(size, sigma, x.device)
+    c = x.shape[1]
+    pad = size // 2
+    y = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, size), groups=c)
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, size, 1), groups=c)
+
+
+@register("blur")
+class GaussianBlur(Defence):
+    title = "Gaussian blur"
+    paper = FACEMIX
+    wire_kind = "image"
+    Params = BlurParams
+
+    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+                progress: Progress | None = None) -> Protected:
+        return image_protected(gaussian_blur(x, params.kernel, params.sigma))
+
+
+class PixelateParams(DefenceParams):
+    block: int = Field(8, ge=1, le=75,
+                       description="side of the square blocks averaged into one colour, in "
+                                   "pixels of the 150 px chip (1 = no pixelation)")
+
+
+def pixelate(x: torch.Tensor, block: int) -> torch.Tensor:
+    """Average each block x block tile (partial tiles at the edges average what they hold)."""
+    if block <= 1:
+        return x
+    h, w = x.shape[-2:]
+    small = F.avg_pool2d(x, block, stride=block, ceil_mode=True)
+    big = small.repeat_interleave(block, dim=-2).repeat_interleave(block, dim=-1)
+    return big[..., :h, :w]
+
+
+@register("pixelate")
+class Pixelate(Defence):
+    title = "Pixelation"
+    paper = FACEMIX
+    wire_kind = "image"
+    Params = PixelateParams
+
+    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+                progress: Progress | None = None) -> Protected:
+        return image_protected(pixelate(x, params.block))
+
+
+class SplitParams(DefenceParams):
+    stage: str = Field("level4.0", description="the residual stage of dlib-resnet after which "
+                                               "the client stops and sends the features")
+
+
+@register("split")
+class PlainSplit(Defence):
+    title = "Split computing (unprotected shallow features go to the server)"
+    wire_kind = "features"
+    Params = SplitParams
+
+    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+                progress: Progress | None = None) -> Protected:
+        from facepriv_core import models
+
+        shallow, server = models.get("dlib-resnet", self.device).split(params.stage)
+        with torch.no_grad():
+            feats = shallow(x.to(self.device))
+        return Protected(wire=feats, wire_kind="features", preview=tile_channels(feats),
+                         utility=lambda rec: server(feats))

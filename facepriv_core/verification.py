@@ -1,0 +1,116 @@
+"""Face verification protocol: embeddings, cosine scores, LFW-style 10-fold threshold, TAR@FAR.
+
+The identity attacks stand on this: a protected face "matches" when its cosine to the
+original clears the threshold fitted here on clean pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.model_selection import StratifiedKFold
+
+Progress = Callable[[int, int], None]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (N, D) arrays."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    num = np.sum(a * b, axis=-1)
+    den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    return num / np.maximum(den, 1e-12)
+
+
+def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
+    """Threshold (score >= t means 'same') maximising accuracy on these pairs."""
+    order = np.argsort(scores)
+    s, y = scores[order], same[order].astype(int)
+    # Accuracy when thresholding just above position k: negatives below, positives at/above.
+    neg_below = np.concatenate([[0], np.cumsum(1 - y)])
+    pos_at_above = y.sum() - np.concatenate([[0], np.cumsum(y)])
+    acc = (neg_below + pos_at_above) / len(y)
+    k = int(np.argmax(acc))
+    if k == 0:
+        return float(s[0] - 1e-6)
+    if k == len(s):
+        return float(s[-1] + 1e-6)
+    return float((s[k - 1] + s[k]) / 2)
+
+
+def tar_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> float:
+    """True accept rate at the largest false accept rate not above `far`."""
+    fpr, tpr, _ = roc_curve(same.astype(int), scores)
+    ok = fpr <= far
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    accuracy: float
+    accuracy_std: float
+    threshold: float
+    tar_at_far_1e2: float
+    tar_at_far_1e3: float
+    auc: float
+    pairs: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "accuracy": self.accuracy,
+            "accuracy_std": self.accuracy_std,
+            "tar_at_far_1e-2": self.tar_at_far_1e2,
+            "tar_at_far_1e-3": self.tar_at_far_1e3,
+            "auc": self.auc,
+            "threshold": self.threshold,
+            "pairs": self.pairs,
+        }
+
+
+def evaluate_scores(scores: np.ndarray, same: np.ndarray, folds: int = 10, seed: int = 0
+                    ) -> VerificationResult:
+    """LFW protocol: per fold, fit the threshold on the other folds and score the held-out one."""
+    scores = np.asarray(scores, dtype=np.float64)
+    same = np.asarray(same, dtype=bool)
+    if same.all() or not same.any():
+        raise ValueError("verification needs both same-person and different-person pairs")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    accs, thresholds = [], []
+    for train, test in splitter.split(scores, same):
+        t = best_threshold(scores[train], same[train])
+        accs.append(np.mean((scores[test] >= t) == same[test]))
+        thresholds.append(t)
+    return VerificationResult(
+        accuracy=float(np.mean(accs)),
+        accuracy_std=float(np.std(accs)),
+        threshold=float(np.mean(thresholds)),
+        tar_at_far_1e2=tar_at_far(scores, same, 1e-2),
+        tar_at_far_1e3=tar_at_far(scores, same, 1e-3),
+        auc=float(roc_auc_score(same.astype(int), scores)),
+        pairs=len(scores),
+    )
+
+
+def verify_embeddings(embeddings: np.ndarray, pairs: np.ndarray, same: np.ndarray,
+                      folds: int = 10, seed: int = 0) -> VerificationResult:
+    scores = cosine(embeddings[pairs[:, 0]], embeddings[pairs[:, 1]])
+    return evaluate_scores(scores, same, folds=folds, seed=seed)
+
+
+@torch.no_grad()
+def embed_chips(model: object, chips: np.ndarray, device: str | torch.device = "cpu",
+                batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
+    """Embeddings (N, D) of uint8 (N, 150, 150, 3) dlib chips with a recognition model."""
+    from facepriv_core.faces.types import chips_to_tensor
+
+    out = []
+    for start in range(0, len(chips), batch_size):
+        x = chips_to_tensor(chips[start:start + batch_size], device)
+        out.append(model.embed(x).float().cpu().numpy())  # type: ignore[attr-defined]
+        if progress:
+            progress(min(start + batch_size, len(chips)), len(chips))
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

@@ -1,0 +1,103 @@
+"""The Streamlit app renders headless (AppTest) and serves over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = str(ROOT / "app" / "main.py")
+
+
+def image_captions(app: AppTest) -> list[str]:
+    return [img.proto.imgs[0].caption for img in app.get("image")]
+
+
+@pytest.fixture()
+def app() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    return at.run()
+
+
+def test_sample_face_detected_and_aligned(app: AppTest) -> None:
+    assert not app.exception, app.exception
+    captions = image_captions(app)
+    assert any("dlib chip" in c for c in captions)
+    assert any("112x112" in c for c in captions)
+    assert any("Device" in m.value for m in app.sidebar.markdown)
+
+
+def _png(arr) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_upload_of_a_face_is_aligned(app: AppTest, astronaut) -> None:
+    app.radio[0].set_value("Upload").run()
+    app.file_uploader[0].set_value(("me.png", _png(astronaut), "image/png")).run()
+    assert not app.exception, app.exception
+    assert not app.error
+    captions = image_captions(app)
+    assert any("dlib chip" in c for c in captions)
+
+
+def test_corrupt_upload_shows_message_not_traceback(app: AppTest) -> None:
+    app.radio[0].set_value("Upload").run()
+    app.file_uploader[0].set_value(("face.png", b"this is not an image", "image/png")).run()
+    assert not app.exception, app.exception
+    assert app.error and "not an image" in app.error[0].value.lower()
+
+
+def test_upload_without_a_face_says_so(app: AppTest) -> None:
+    import numpy as np
+
+    flat = np.full((200, 200, 3), 128, np.uint8)
+    app.radio[0].set_value("Upload").run()
+    app.file_uploader[0].set_value(("wall.png", _png(flat), "image/png")).run()
+    assert not app.exception, app.exception
+    assert app.error and "face" in app.error[0].value.lower()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_streamlit_serves_headless() -> None:
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", MAIN, "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as r:
+                    assert r.read() == b"ok"
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not answer its health check within 60 s")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as r:
+            assert b"<title>" in r.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
