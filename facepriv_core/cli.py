@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from facepriv_core import __version__
 
@@ -123,6 +124,121 @@ def cmd_protect(args: argparse.Namespace) -> int:
     return 0
 
 
+def audit_spec_from_args(args: argparse.Namespace) -> Any:
+    """An AuditSpec from --spec FILE.yaml, or from the flags (flags given override the file)."""
+    from pathlib import Path
+
+    import yaml
+
+    from facepriv_core.audit import AuditSpec
+
+    base: dict[str, Any] = {}
+    if args.spec:
+        path = Path(args.spec)
+        if not path.is_file():
+            raise UsageError(f"spec file '{path}' not found")
+        base = yaml.safe_load(path.read_text()) or {}
+    attack_params: dict[str, dict[str, str]] = {}
+    for item in args.attack_set:
+        name, dot, rest = item.partition(".")
+        if not dot:
+            raise UsageError(f"--attack-set expects NAME.key=value, got {item!r}")
+        attack_params.setdefault(name, {}).update(parse_sets([rest]))
+    flags: dict[str, Any] = {
+        "defence": args.defence,
+        "images": args.image or None,
+        "dataset": args.dataset,
+        "limit": args.limit,
+        "seed": args.seed,
+        "device": args.device,
+    }
+    spec = {**base, **{k: v for k, v in flags.items() if v is not None}}
+    if args.set:
+        spec["defence_params"] = {**spec.get("defence_params", {}), **parse_sets(args.set)}
+    if args.attack:
+        spec["attacks"] = [{"name": n, "params": attack_params.get(n, {})} for n in args.attack]
+    if "defence" not in spec:
+        raise UsageError("give --defence NAME or a --spec file that names one")
+    return AuditSpec(**spec)
+
+
+def write_outputs(folder: str, result: Any) -> None:
+    """--out: the result JSON and, per face, the original, protected and reconstructed PNGs."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    out = Path(folder)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(result.model_dump_json(indent=2))
+    for name, batch in result.images.items():
+        for i, img in enumerate(batch):
+            Image.fromarray(img).save(out / "images" / f"{i:04d}_{name}.png")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from facepriv_core import audit
+    from facepriv_core.progress import terminal_progress
+
+    spec = audit_spec_from_args(args)
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bars.setdefault(stage, terminal_progress(stage))(done, total)
+
+    result = audit.run(spec, progress=progress)
+    if args.out:
+        write_outputs(args.out, result)
+    _print(result.summary(), args.json)
+    return 0
+
+
+def _scalar(text: str) -> Any:
+    """'8' -> 8, '0.5' -> 0.5, 'true' -> True; anything else stays text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from facepriv_core import audit
+    from facepriv_core.progress import terminal_progress
+
+    spec = audit_spec_from_args(args)
+    values = [_scalar(v.strip()) for v in args.values.split(",") if v.strip()]
+    if not values:
+        raise UsageError("--values needs a comma-separated list, e.g. --values 1,4,8,16")
+    bar = terminal_progress(f"sweep {args.param}")
+    result = audit.sweep(spec, args.param, values, progress=lambda _s, d, t: bar(d, t))
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "sweep.json").write_text(result.model_dump_json(indent=2))
+    _print(result.model_dump(), args.json)
+    return 0
+
+
+def add_audit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", default=None, help="an audit spec in YAML (flags override it)")
+    p.add_argument("--defence", default=None, help="registered defence name")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a defence parameter, repeatable")
+    p.add_argument("--attack", action="append", default=[], help="an attack, repeatable")
+    p.add_argument("--attack-set", action="append", default=[], metavar="NAME.KEY=VALUE",
+                   help="an attack parameter, repeatable")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--image", action="append", default=[], help="a photo, repeatable")
+    src.add_argument("--dataset", default=None,
+                     help="olivetti:PATH, folder:PATH, aligned:PATH, sfhq:PATH or lfw")
+    p.add_argument("--limit", type=int, default=None, help="use at most N faces")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None, help="cpu, cuda, mps or auto")
+    p.add_argument("--out", default=None, help="folder for the result JSON and images")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="facepriv", description="Audit face-privacy defences.")
     p.add_argument("--version", action="version", version=f"facepriv {__version__}")
@@ -160,6 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     pr.add_argument("--json", action="store_true", help="print JSON")
     pr.set_defaults(func=cmd_protect)
+
+    au = sub.add_parser("audit", help="protect faces, attack them, aggregate the results")
+    add_audit_flags(au)
+    au.set_defaults(func=cmd_audit)
+
+    sw = sub.add_parser("sweep", help="audit over values of one defence parameter")
+    add_audit_flags(sw)
+    sw.add_argument("--param", required=True, help="the defence parameter to sweep")
+    sw.add_argument("--values", required=True, help="comma-separated values")
+    sw.set_defaults(func=cmd_sweep)
     return p
 
 

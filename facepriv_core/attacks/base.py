@@ -1,0 +1,131 @@
+"""The attack interface: params, a declared threat model, the wires it applies to, a result.
+
+An attack sees an `AttackCase`: what the server received (the defence's `Protected`), the
+defence's public algorithm and params, and, for scoring only, the original faces. It streams
+`ProgressEvent`s (step, total, latest preview image, metrics so far) and honours cancellation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from facepriv_core.defences.base import Defence, DefenceParams, Protected, WireKind
+
+KNOWLEDGE = {
+    "wire": "what the server receives",
+    "shallow_model": "the client's shallow model (white-box)",
+    "recogniser": "the authorised recogniser",
+    "auxiliary_data": "auxiliary faces of other people",
+    "defence_algorithm": "the defence's public algorithm (not its secret key)",
+    "gallery": "enrolled photos of the people",
+}
+
+
+class AttackCancelled(RuntimeError):
+    """The attack stopped because cancellation was requested."""
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """What the attacker knows, as keys of KNOWLEDGE, and one sentence for people."""
+
+    knows: tuple[str, ...]
+    sentence: str
+
+    def __post_init__(self) -> None:
+        unknown = set(self.knows) - set(KNOWLEDGE)
+        if unknown:
+            raise ValueError(f"unknown threat-model knowledge {sorted(unknown)}")
+
+
+class AttackParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class ProgressEvent:
+    step: int
+    total: int
+    preview: np.ndarray | None = None  # uint8 (H, W, 3) latest reconstruction of image 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass(repr=False)
+class AttackCase:
+    """One protected batch under attack. `original` is used only to score the attack."""
+
+    original: torch.Tensor
+    protected: Protected
+    defence: Defence
+    defence_params: DefenceParams
+    identities: np.ndarray | None = None
+    seed: int = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.original.device
+
+    def __repr__(self) -> str:
+        return (f"AttackCase(n={self.original.shape[0]}, defence={self.defence.name!r}, "
+                f"wire={self.protected.wire_kind!r})")
+
+
+@dataclass(repr=False)
+class AttackResult:
+    """Per-image metric rows, their means, and the attack's outputs."""
+
+    attack: str
+    threat_model: ThreatModel
+    per_image: list[dict[str, float]]
+    reconstructions: torch.Tensor | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def aggregates(self) -> dict[str, float]:
+        keys = {k for row in self.per_image for k in row}
+        return {k: float(np.nanmean([row.get(k, np.nan) for row in self.per_image]))
+                for k in sorted(keys)}
+
+    def __repr__(self) -> str:
+        return f"AttackResult({self.attack!r}, n={len(self.per_image)}, {self.aggregates})"
+
+
+class Attack(ABC):
+    """An attack from the literature. Subclasses register with `@register(name)`."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    threat: ClassVar[ThreatModel]
+    applies_to: ClassVar[frozenset[WireKind]]
+    Params: ClassVar[type[AttackParams]]
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+
+    def applicable(self, protected: Protected, defence: Defence | None = None) -> str | None:
+        """None when the attack applies to this wire, else the reason it does not."""
+        if protected.wire_kind not in self.applies_to:
+            kinds = ", ".join(sorted(self.applies_to))
+            return f"{self.title} works on {kinds} wires, not {protected.wire_kind}"
+        return None
+
+    @abstractmethod
+    def run(self, case: AttackCase, params: AttackParams, progress: ProgressFn | None = None,
+            cancel: CancelFn | None = None) -> AttackResult:
+        """Attack the case; raise AttackCancelled promptly when cancel() turns true."""
+
+
+def check_cancel(cancel: CancelFn | None) -> None:
+    if cancel is not None and cancel():
+        raise AttackCancelled("attack cancelled")

@@ -1,0 +1,313 @@
+"""The audit engine: AuditSpec -> AuditResult, and sweeps of one parameter into a curve.
+
+An audit aligns the faces, protects them with the defence, measures utility the way the
+authorised service would get it, runs each attack and aggregates per-image rows with seeded
+bootstrap confidence intervals. Same spec and seed, same numbers; timings and environment are
+recorded beside them. No secret key ever enters the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from facepriv_core import __version__
+
+Progress = Callable[[str, int, int], None]
+Cancel = Callable[[], bool]
+
+
+class AttackSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditSpec(BaseModel):
+    """What to audit: a defence with params, attacks with params, faces, models, seed, device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    defence: str
+    defence_params: dict[str, Any] = Field(default_factory=dict)
+    attacks: list[AttackSpec] = Field(default_factory=list)
+    images: list[str] = Field(default_factory=list, description="photo paths (detected)")
+    dataset: str | None = Field(None, description="olivetti:PATH, folder:PATH, sfhq:PATH, ...")
+    limit: int | None = Field(None, ge=1)
+    recogniser: str = "dlib-resnet"
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = Field(32, ge=1)
+    bootstrap: int = Field(1000, ge=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AuditSpec:
+        if bool(self.images) == bool(self.dataset):
+            raise ValueError("give either images or a dataset (exactly one of them)")
+        return self
+
+    def spec_hash(self) -> str:
+        """Hash of everything that determines the numbers (the device does not)."""
+        payload = self.model_dump(exclude={"device"})
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Estimate(BaseModel):
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+class AuditResult(BaseModel):
+    spec: AuditSpec
+    spec_hash: str
+    defence: str
+    wire_kind: str
+    wire_shape: list[int]
+    utility: dict[str, Estimate]
+    attacks: dict[str, dict[str, Estimate]]
+    threat_models: dict[str, str]
+    rows: list[dict[str, Any]]
+    failures: dict[str, str]
+    timings: dict[str, float]
+    environment: dict[str, str]
+    _images: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
+
+    @property
+    def images(self) -> dict[str, np.ndarray]:
+        """uint8 NHWC images by name ('original', 'protected', attack reconstructions); kept in
+        memory only, written to disk only when the user asks (CLI --out)."""
+        return self._images
+
+    def summary(self) -> dict[str, Any]:
+        """The compact JSON the CLI prints: spec hash, defence, attack means, timings."""
+        return {
+            "spec_hash": self.spec_hash,
+            "defence": self.defence,
+            "utility": {k: v.mean for k, v in self.utility.items()},
+            "attacks": {a: {k: v.mean for k, v in m.items()} for a, m in self.attacks.items()},
+            "timings": self.timings,
+        }
+
+    def numbers(self) -> dict[str, Any]:
+        """Everything that must repeat under the same spec (timings/environment excluded)."""
+        return self.model_dump(exclude={"timings", "environment"})
+
+
+def bootstrap_ci(values: Sequence[float], rng: np.random.Generator, resamples: int = 1000,
+                 level: float = 0.95) -> Estimate:
+    """Mean with a percentile bootstrap confidence interval (NaNs ignored)."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return Estimate(mean=float("nan"), ci_low=float("nan"), ci_high=float("nan"), n=0)
+    mean = float(v.mean())
+    if resamples == 0 or len(v) == 1:
+        return Estimate(mean=mean, ci_low=mean, ci_high=mean, n=len(v))
+    idx = rng.integers(0, len(v), size=(resamples, len(v)))
+    means = v[idx].mean(axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return Estimate(mean=mean, ci_low=float(lo), ci_high=float(hi), n=len(v))
+
+
+@dataclass
+class Faces:
+    chips: np.ndarray
+    identities: np.ndarray
+    keys: list[str]
+    failures: dict[str, str]
+
+
+def load_faces(spec: AuditSpec, progress: Progress | None = None) -> Faces:
+    from facepriv_core import datasets, faces
+
+    if spec.dataset:
+        ds = datasets.load(spec.dataset).limit(spec.limit, seed=spec.seed)
+        aligned = datasets.align_dataset(
+            ds, progress=(lambda d, t: progress("aligning", d, t)) if progress else None)
+        keys = ds.keys or [str(i) for i in range(len(ds))]
+        return Faces(aligned.chips, ds.identities[aligned.indices],
+                     [keys[i] for i in aligned.indices], aligned.failures)
+    chips, keys, failures = [], [], {}
+    for i, path in enumerate(spec.images[: spec.limit]):
+        try:
+            chips.append(faces.load_face(path).chip150)
+            keys.append(path)
+        except faces.InputError as exc:
+            failures[path] = str(exc)
+        if progress:
+            progress("aligning", i + 1, len(spec.images))
+    if not chips:
+        raise faces.NoFaceFoundError("none of the images holds a usable face: "
+                                     + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+    return Faces(np.stack(chips), np.arange(len(chips)), keys, failures)
+
+
+def _concat_protected(parts: list[Any]) -> Any:
+    """One Protected for the whole set from per-batch ones (keys stay with the client)."""
+    from facepriv_core.defences.base import Protected
+
+    if len(parts) == 1:
+        return parts[0]
+    metric_names = {k for p in parts for k in p.metrics}
+    weights = [p.wire.shape[0] for p in parts]
+    return Protected(
+        wire=torch.cat([p.wire for p in parts]),
+        wire_kind=parts[0].wire_kind,
+        preview=np.concatenate([p.preview for p in parts]),
+        utility=lambda rec: torch.cat([p.utility_embedding(rec) for p in parts]),
+        metrics={k: float(np.average([p.metrics.get(k, np.nan) for p in parts], weights=weights))
+                 for k in metric_names},
+        image=torch.cat([p.image for p in parts]) if parts[0].image is not None else None,
+    )
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    return {
+        "facepriv": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+    }
+
+
+def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None = None
+        ) -> AuditResult:
+    """Run the audit the spec describes."""
+    from facepriv_core import attacks as attack_registry
+    from facepriv_core import defences, faces, metrics, models
+    from facepriv_core.attacks.base import AttackCase, check_cancel
+
+    device = models.resolve_device(spec.device)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    data = load_faces(spec, progress)
+    timings["align_s"] = time.perf_counter() - t
+
+    torch.manual_seed(spec.seed)
+    defence = defences.get(spec.defence, device=str(device))
+    dparams = defence.Params(**spec.defence_params)
+    rng = torch.Generator(device=device).manual_seed(spec.seed)
+    recogniser = models.get(spec.recogniser, device)
+    x = faces.chips_to_tensor(data.chips, device)
+
+    t = time.perf_counter()
+    parts = []
+    for start in range(0, len(x), spec.batch_size):
+        check_cancel(cancel)
+        parts.append(defence.protect(x[start:start + spec.batch_size], dparams, rng))
+        if progress:
+            progress("protecting", min(start + spec.batch_size, len(x)), len(x))
+    protected = _concat_protected(parts)
+    timings["protect_s"] = time.perf_counter() - t
+
+    with torch.no_grad():
+        clean = recogniser.embed(x)
+        authorised = protected.utility_embedding(recogniser)
+    rows: list[dict[str, Any]] = [
+        {"key": k, "identity": int(i)} for k, i in zip(data.keys, data.identities, strict=True)
+    ]
+    utility_cos = metrics.cosine(authorised, clean).cpu().numpy()
+    for row, c in zip(rows, utility_cos, strict=True):
+        row["utility_cosine"] = float(c)
+    if protected.image is not None:
+        shown = faces.tensor_to_chips(protected.image)
+        image_metrics = metrics.batch_image_metrics(data.chips, shown)
+        for k, values in image_metrics.items():
+            for row, v in zip(rows, values, strict=True):
+                row[k] = v if np.isfinite(v) else None
+
+    case = AttackCase(original=x, protected=protected, defence=defence, defence_params=dparams,
+                      identities=data.identities, seed=spec.seed)
+    attack_out: dict[str, list[dict[str, float]]] = {}
+    threat_models: dict[str, str] = {}
+    reconstructions: dict[str, np.ndarray] = {}
+    for a in spec.attacks:
+        attack = attack_registry.get(a.name, device=str(device))
+        reason = attack.applicable(protected, defence)
+        if reason:
+            raise ValueError(f"attack '{a.name}' does not apply: {reason}")
+        t = time.perf_counter()
+        torch.manual_seed(spec.seed)
+
+        def on_event(event: Any, _name: str = a.name) -> None:
+            if progress:
+                progress(f"attack {_name}", event.step, event.total)
+
+        result = attack.run(case, attack.Params(**a.params), on_event, cancel)
+        timings[f"attack_{a.name}_s"] = time.perf_counter() - t
+        attack_out[a.name] = result.per_image
+        threat_models[a.name] = attack.threat.sentence
+        if result.reconstructions is not None:
+            reconstructions[a.name] = faces.tensor_to_chips(result.reconstructions)
+        for row, per in zip(rows, result.per_image, strict=True):
+            row.update({f"{a.name}.{k}": v for k, v in per.items()})
+
+    boot = np.random.default_rng(spec.seed)
+    utility_keys = [k for k in ("utility_cosine", "ssim", "psnr") if k in rows[0]]
+    utility = {k: bootstrap_ci([r[k] for r in rows], boot, spec.bootstrap) for k in utility_keys}
+    for k, v in protected.metrics.items():
+        utility[k] = Estimate(mean=float(v), ci_low=float(v), ci_high=float(v), n=len(rows))
+    attack_estimates = {
+        name: {k: bootstrap_ci([p.get(k, np.nan) for p in per], boot, spec.bootstrap)
+               for k in sorted({k for p in per for k in p})}
+        for name, per in attack_out.items()
+    }
+    result = AuditResult(
+        spec=spec, spec_hash=spec.spec_hash(), defence=spec.defence,
+        wire_kind=protected.wire_kind, wire_shape=list(protected.wire_shape),
+        utility=utility, attacks=attack_estimates, threat_models=threat_models, rows=rows,
+        failures=data.failures, timings=timings, environment=environment(device),
+    )
+    result.images.update({"original": data.chips, "protected": protected.preview,
+                          **reconstructions})
+    return result
+
+
+class SweepPoint(BaseModel):
+    value: Any
+    utility: dict[str, float]
+    attacks: dict[str, dict[str, float]]
+
+
+class SweepResult(BaseModel):
+    defence: str
+    param: str
+    points: list[SweepPoint]
+
+    def curve(self, privacy: str, utility: str = "utility_cosine") -> list[tuple[Any, float,
+                                                                                float]]:
+        """(value, privacy metric 'attack.metric', utility metric) for each point."""
+        attack, _, metric = privacy.partition(".")
+        return [(p.value, p.attacks[attack][metric], p.utility[utility]) for p in self.points]
+
+
+def sweep(spec: AuditSpec, param: str, values: Sequence[Any], progress: Progress | None = None,
+          cancel: Cancel | None = None) -> SweepResult:
+    """Run the audit once per value of one defence parameter: privacy-vs-utility curve data."""
+    points = []
+    for i, value in enumerate(values):
+        point_spec = spec.model_copy(update={"defence_params": {**spec.defence_params,
+                                                                param: value}})
+        result = run(point_spec, cancel=cancel)
+        summary = result.summary()
+        points.append(SweepPoint(value=value, utility=summary["utility"],
+                                 attacks=summary["attacks"]))
+        if progress:
+            progress(f"sweep {param}", i + 1, len(values))
+    return SweepResult(defence=spec.defence, param=param, points=points)

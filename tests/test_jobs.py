@@ -1,0 +1,87 @@
+"""Background jobs: progress, cancellation within 2 s, errors kept, results cached by key."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from facepriv_core.attacks.base import ProgressEvent
+from facepriv_core.jobs import JobContext, JobStatus, LocalRunner
+
+
+@pytest.fixture()
+def runner() -> LocalRunner:
+    r = LocalRunner(workers=2, device="cpu")
+    yield r
+    r.shutdown()
+
+
+def slow_count(ctx: JobContext, steps: int = 1000, dt: float = 0.01) -> int:
+    for i in range(steps):
+        ctx.check_cancel()
+        ctx.progress(ProgressEvent(i + 1, steps, preview=np.zeros((2, 2, 3), np.uint8)))
+        ctx.partial(i)
+        time.sleep(dt)
+    return steps
+
+
+def test_progress_and_result(runner: LocalRunner) -> None:
+    h = runner.submit(lambda ctx: slow_count(ctx, 20, 0.005), name="count")
+    assert h.wait(10) == JobStatus.DONE
+    assert h.result == 20 and h.latest.step == 20 and h.fraction == 1.0
+    assert h.latest_preview is not None and h.elapsed > 0
+
+
+def test_cancel_stops_within_two_seconds(runner: LocalRunner) -> None:
+    h = runner.submit(slow_count)
+    while h.latest is None:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    h.cancel()
+    assert h.wait(2.0) == JobStatus.CANCELLED
+    assert time.monotonic() - t0 < 2.0
+    assert h.partial is not None and h.result is None
+
+
+def test_error_is_kept_with_partial_results(runner: LocalRunner) -> None:
+    def boom(ctx: JobContext) -> None:
+        ctx.partial({"done": 3})
+        raise RuntimeError("the model exploded")
+
+    h = runner.submit(boom)
+    assert h.wait(5) == JobStatus.FAILED
+    assert "the model exploded" in h.error and h.partial == {"done": 3}
+    assert "Traceback" in h.error_detail and "Traceback" not in h.error
+
+
+def test_same_key_is_served_from_cache(runner: LocalRunner) -> None:
+    calls = []
+
+    def work(ctx: JobContext) -> int:
+        calls.append(1)
+        return 42
+
+    a = runner.submit(work, key="spec-abc")
+    a.wait(5)
+    b = runner.submit(work, key="spec-abc")
+    assert b is a and b.result == 42 and len(calls) == 1
+    c = runner.submit(work, key="spec-other")
+    c.wait(5)
+    assert len(calls) == 2
+
+
+def test_failed_job_is_retried_not_cached(runner: LocalRunner) -> None:
+    attempts = []
+
+    def flaky(ctx: JobContext) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("first try fails")
+        return "ok"
+
+    first = runner.submit(flaky, key="k")
+    first.wait(5)
+    second = runner.submit(flaky, key="k")
+    assert second is not first and second.wait(5) == JobStatus.DONE and second.result == "ok"
