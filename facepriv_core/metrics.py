@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -30,3 +32,127 @@ def batch_image_metrics(originals: np.ndarray, others: np.ndarray) -> dict[str, 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise cosine similarity of two (N, D) embedding batches."""
     return torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=1)
+
+
+def srra(cosines: np.ndarray, kappa: float) -> float:
+    """Successful reconstruction rate (PMT, Pu et al. 2023): the share of reconstructions whose
+    cosine to the original's embedding exceeds `kappa`, i.e. that a recogniser would accept."""
+    c = np.asarray(cosines, dtype=np.float64).ravel()
+    if c.size == 0:
+        raise ValueError("srra needs at least one cosine")
+    return float(np.mean(c > kappa))
+
+
+def rank1_hits(probe_emb: np.ndarray, gallery_emb: np.ndarray, probe_ids: np.ndarray,
+               gallery_ids: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Per probe, 1.0 when its cosine-nearest gallery entry is the same person, else 0.0.
+
+    `exclude` (P, G) bool marks gallery entries a probe may not match (e.g. its own source
+    photo); a probe with nothing left to match scores NaN.
+    """
+    p = np.asarray(probe_emb, dtype=np.float64)
+    g = np.asarray(gallery_emb, dtype=np.float64)
+    p = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+    g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+    sims = p @ g.T
+    if exclude is not None:
+        sims = np.where(exclude, -np.inf, sims)
+    best = np.argmax(sims, axis=1)
+    hits = (np.asarray(gallery_ids)[best] == np.asarray(probe_ids)).astype(np.float64)
+    return np.where(np.isneginf(sims.max(axis=1)), np.nan, hits)
+
+
+def rank1(probe_emb: np.ndarray, gallery_emb: np.ndarray, probe_ids: np.ndarray,
+          gallery_ids: np.ndarray) -> float:
+    """Rank-1 identification rate of probes against a labelled gallery (cosine nearest)."""
+    return float(np.mean(rank1_hits(probe_emb, gallery_emb, probe_ids, gallery_ids)))
+
+
+def attr_cossim(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Row-wise cosine between attribute probability vectors of protected and original faces
+    (PMT Eq. 11): 1 when the attribute model sees the same thing in both."""
+    p = np.atleast_2d(np.asarray(p, dtype=np.float64))
+    q = np.atleast_2d(np.asarray(q, dtype=np.float64))
+    num = np.sum(p * q, axis=1)
+    return num / np.maximum(np.linalg.norm(p, axis=1) * np.linalg.norm(q, axis=1), 1e-12)
+
+
+def _argmax_rows(p: np.ndarray) -> np.ndarray:
+    return np.argmax(np.atleast_2d(np.asarray(p)), axis=1)
+
+
+def gender_flip_rate(p_orig: np.ndarray, p_prot: np.ndarray) -> float:
+    """Share of faces whose predicted gender (argmax of (N, 2) probabilities) changed."""
+    return float(np.mean(_argmax_rows(p_orig) != _argmax_rows(p_prot)))
+
+
+def age_abs_error(age_orig: np.ndarray, age_prot: np.ndarray) -> float:
+    """Mean absolute difference in estimated years between original and protected faces."""
+    a = np.asarray(age_orig, dtype=np.float64)
+    b = np.asarray(age_prot, dtype=np.float64)
+    return float(np.mean(np.abs(a - b)))
+
+
+def emotion_agreement(p_orig: np.ndarray, p_prot: np.ndarray) -> float:
+    """Share of faces whose top emotion is the same on the original and the protected face."""
+    return float(np.mean(_argmax_rows(p_orig) == _argmax_rows(p_prot)))
+
+
+def up_score(sigma: float, kappa: float) -> float:
+    """Utility-privacy score in [0, 1]: 1 - (distance of (sigma, kappa) to the ideal (1, 1)).
+
+    sigma: utility, the authorised recogniser's accuracy on protected data, in [0, 1].
+    kappa: privacy, the share of attacks that fail (e.g. 1 - srra), in [0, 1].
+    The distance term is the Euclidean distance to (1, 1) divided by sqrt(2), so the score is
+    1 for full utility with full privacy and 0 for neither. This follows the idea of PMT's
+    Eq. 9 (Pu et al., "Facial Data Minimization: Shallow Model as Your Privacy Filter",
+    arXiv:2310.15590), whose exact form was not available here: this definition is ours.
+    """
+    for name, v in (("sigma", sigma), ("kappa", kappa)):
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {v}")
+    return float(1.0 - np.hypot(1.0 - sigma, 1.0 - kappa) / np.sqrt(2.0))
+
+
+#: Wang, Simoncelli, Bovik, "Multiscale structural similarity for image quality assessment",
+#: Asilomar 2003: weights of scales 1 (finest) to 5.
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def _downsample2(x: np.ndarray) -> np.ndarray:
+    """2x2 mean (the low-pass and decimation between MS-SSIM scales), odd edges dropped."""
+    h, w = (x.shape[0] // 2) * 2, (x.shape[1] // 2) * 2
+    x = x[:h, :w]
+    return (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]) / 4.0
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Multi-scale SSIM (Wang et al. 2003) of two uint8 (H, W, 3) images, at least 112 px.
+
+    Built on scikit-image's SSIM (7x7 window, as `ssim`): each scale contributes its
+    contrast-structure term, which is scikit-image's SSIM with the luminance term switched
+    off (K1 so large it is 1), and the coarsest scale also its luminance, so the result is
+    l_5^w5 * prod_j cs_j^wj. Negative cs values count as 0 (opposite structure).
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    x = a.astype(np.float64)
+    y = b.astype(np.float64)
+    opts = {"channel_axis": -1, "data_range": 255.0}
+    score = 1.0
+    for j, w in enumerate(MS_SSIM_WEIGHTS):
+        if j:
+            x, y = _downsample2(x), _downsample2(y)
+        if j == len(MS_SSIM_WEIGHTS) - 1:
+            score *= max(structural_similarity(x, y, **opts), 0.0) ** w
+        else:
+            score *= max(structural_similarity(x, y, K1=1e6, **opts), 0.0) ** w
+    return float(score)
+
+
+def lpips_or_reason() -> tuple[None, str]:
+    """LPIPS is not computed here: (None, why), for reports to show instead of a number."""
+    if importlib.util.find_spec("lpips") is None:
+        return None, "LPIPS unavailable: the lpips package is not installed (pip install lpips)"
+    return None, ("LPIPS unavailable offline: the lpips package needs torchvision and "
+                  "downloaded ImageNet backbone weights, which this build does not ship")

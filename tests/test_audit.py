@@ -80,3 +80,37 @@ def test_audit_cli_writes_outputs_and_refuses_bad_specs(tmp_path: Path,
          "--set", "block=-3", "--dataset", f"olivetti:{olivetti_path}", "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "block" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _audit_cli(olivetti_path: Path, limit: int | None) -> dict:
+    args = [sys.executable, "-m", "facepriv_core", "audit", "--defence", "pixelate",
+            "--set", "block=8", "--attack", "identity", "--attack", "attribute",
+            "--dataset", f"olivetti:{olivetti_path}", "--json"]
+    if limit:
+        args += ["--limit", str(limit)]
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _check_olivetti_audit(first: dict, second: dict) -> None:
+    assert set(first["attacks"]) == {"identity", "attribute"}
+    for key in ("match_rate", "rank1", "cosine"):
+        assert key in first["attacks"]["identity"]
+    for key in ("attr_cossim", "gender_flip_rate"):
+        assert key in first["attacks"]["attribute"]
+    # Pixelation 8x8 on 64 px Olivetti faces upscaled: the person is often still matched.
+    assert 0.0 < first["attacks"]["identity"]["match_rate"] < 1.0
+    assert first["attacks"] == second["attacks"] and first["utility"] == second["utility"]
+    assert first["spec_hash"] == second["spec_hash"]
+
+
+def test_olivetti_audit_with_attacks_repeats_exactly(olivetti_path: Path) -> None:
+    _check_olivetti_audit(_audit_cli(olivetti_path, 40), _audit_cli(olivetti_path, 40))
+
+
+@pytest.mark.slow
+def test_olivetti_audit_all_400_repeats_exactly(olivetti_path: Path) -> None:
+    first, second = _audit_cli(olivetti_path, None), _audit_cli(olivetti_path, None)
+    _check_olivetti_audit(first, second)
+    print(json.dumps(first["attacks"], indent=1))

@@ -1,0 +1,274 @@
+"""PPFR-FD: privacy-preserving face recognition in the frequency domain (Wang et al., AAAI 2022).
+
+The client turns the face into block-DCT component channels, keeps a fixed subset of them
+without the DC channel (most of the image energy, hence of what a viewer sees, goes), and
+masks the rest with the paper's "fast masking": Shuffle1 (a secret channel permutation),
+self-normalisation, channel mixing (E_j + E_{j+1}) / 2, Shuffle2 (random per image) and
+self-normalisation again. The server receives the 34 x 14 x 14 masked tensor.
+
+Choices where the paper leaves room, and why:
+
+* Geometry: the paper feeds 112 x 112 ArcFace-template faces. The defence's input is the
+  dlib 150 chip (padding 0.25, a looser crop), which is resized as a whole to 112 x 112 with
+  antialiasing, so the wire covers exactly what dlib-resnet sees and the frozen dlib server
+  part can serve as the recogniser behind the adapter.
+* Greyscale: ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B) on the [0, 1] pixel scale.
+* Self-normalisation: the paper normalises each element with a mean and standard deviation
+  taken over the channels of the same image. Read literally (element-wise statistics), each
+  spatial position (i, j) is standardised across the channel axis: for every (i, j),
+  E'_c(i, j) = (E_c(i, j) - mean_c E_c(i, j)) / std_c E_c(i, j) (population std). These
+  statistics do not depend on the channel order, so normalisation commutes with both
+  shuffles, and it removes the per-block contrast that would otherwise survive as an image.
+* Channel index u * 8 + v (u: vertical, v: horizontal frequency, row-major); the default
+  subset is the 36 lowest channels in JPEG zig-zag order (exactly u + v <= 7).
+
+Utility: the paper's server widens ArcFace's input layer and trains it on masked tensors. Here
+the server is a small permutation-invariant adapter (facepriv_core.train.ppfr_fd_adapter) in
+front of dlib-resnet's frozen server part, trained by distillation on wires with fresh
+Shuffle2 draws; without a trained checkpoint a seeded, untrained adapter is used and the
+Protected says so (`utility_model`, metrics["adapter_trained"]).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from facepriv_core.defences import register
+from facepriv_core.defences.base import (
+    Defence,
+    DefenceParams,
+    Paper,
+    Progress,
+    Protected,
+    SecretKey,
+    tile_channels,
+)
+
+PPFR_FD = Paper(
+    title="Privacy-Preserving Face Recognition in the Frequency Domain",
+    authors="Wang, Liu, Luo, Yang, Wang",
+    venue="AAAI 2022",
+)
+
+LUMA_601 = (0.299, 0.587, 0.114)
+FACE_SIZE = 112
+BLOCK = 8
+#: Added to the per-position standard deviation (pixel scale [0, 1]) so flat blocks stay finite.
+NORM_EPS = 1e-4
+
+Selection = Literal["zigzag_lowest", "zigzag_spread"]
+
+
+class PPFRParams(DefenceParams):
+    channels: int = Field(36, ge=4, le=64,
+                          description="number of DCT component channels kept before the DC "
+                                      "channel is dropped (the paper keeps 36 of 64)")
+    selection: Selection = Field("zigzag_lowest",
+                                 description="which channels: 'zigzag_lowest' = the first ones "
+                                             "in JPEG zig-zag order (low to fairly high "
+                                             "frequencies); 'zigzag_spread' = evenly spaced "
+                                             "ranks over the whole zig-zag order")
+    shuffle_seed: int = Field(0, ge=0, le=2**63 - 1,
+                              description="the client's secret seed fixing Shuffle1 (part of "
+                                          "the key; pick your own)")
+    drop_dc: bool = Field(True, description="drop the DC channel (the block means), which "
+                                            "holds most of the image energy")
+    mix: bool = Field(True, description="channel mixing (E_j + E_{j+1}) / 2 after Shuffle1, "
+                                        "one channel fewer")
+    adapter_path: str | None = Field(None,
+                                     description="checkpoint of a trained PPFR-FD adapter "
+                                                 "(python -m facepriv_core.train ppfr_fd); "
+                                                 "None uses an untrained, seeded adapter")
+
+
+def to_grey112(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> (N, 1, 112, 112) BT.601 luma, antialiased resize."""
+    w = torch.tensor(LUMA_601, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    grey = (x * w).sum(dim=1, keepdim=True)
+    return F.interpolate(grey, size=(FACE_SIZE, FACE_SIZE), mode="bilinear",
+                         align_corners=False, antialias=True)
+
+
+def dct_matrix(n: int = BLOCK, device: torch.device | str = "cpu",
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The orthonormal DCT-II matrix D (n, n): coefficients of a block X are D X D^T."""
+    k = torch.arange(n, dtype=torch.float64).view(-1, 1)
+    i = torch.arange(n, dtype=torch.float64).view(1, -1)
+    d = torch.cos(torch.pi * (2 * i + 1) * k / (2 * n)) * (2.0 / n) ** 0.5
+    d[0] /= 2**0.5
+    return d.to(device=device, dtype=dtype)
+
+
+def block_dct(grey: torch.Tensor, n: int = BLOCK) -> torch.Tensor:
+    """(N, 1, H, W) -> (N, n*n, H/n, W/n): channel u*n+v holds coefficient (u, v) of each block."""
+    b, _, h, w = grey.shape
+    d = dct_matrix(n, grey.device, grey.dtype)
+    blocks = grey.reshape(b, h // n, n, w // n, n)  # batch, block row, y, block col, x
+    coef = torch.einsum("uy,nbyax,vx->nuvba", d, blocks, d)
+    return coef.reshape(b, n * n, h // n, w // n)
+
+
+def block_idct(coef: torch.Tensor, n: int = BLOCK) -> torch.Tensor:
+    """Inverse of block_dct: (N, n*n, bh, bw) -> (N, 1, bh*n, bw*n)."""
+    b, _, bh, bw = coef.shape
+    d = dct_matrix(n, coef.device, coef.dtype)
+    img = torch.einsum("uy,nuvba,vx->nbyax", d, coef.reshape(b, n, n, bh, bw), d)
+    return img.reshape(b, 1, bh * n, bw * n)
+
+
+def zigzag_order(n: int = BLOCK) -> list[int]:
+    """Channel indices u*n+v in JPEG zig-zag order (DC first, then rising u+v)."""
+    order = []
+    for s in range(2 * n - 1):
+        rows = range(max(0, s - n + 1), min(s, n - 1) + 1)
+        # odd diagonals run down-left (row rising), even ones up-right (row falling)
+        for u in (rows if s % 2 else reversed(rows)):
+            order.append(u * n + (s - u))
+    return order
+
+
+def selected_channels(params: PPFRParams) -> list[int]:
+    """The kept component channels in zig-zag order, without DC when it is dropped."""
+    zz = zigzag_order()
+    if params.selection == "zigzag_lowest":
+        ranks = list(range(params.channels))
+    else:
+        ranks = torch.linspace(0, len(zz) - 1, params.channels).round().long().tolist()
+    kept = [zz[r] for r in ranks]
+    return [c for c in kept if c != 0] if params.drop_dc else kept
+
+
+def shuffle1_permutation(seed: int, c: int) -> torch.Tensor:
+    """The secret, fixed channel permutation drawn from the client's seed (CPU, long)."""
+    return torch.randperm(c, generator=torch.Generator().manual_seed(seed))
+
+
+def shuffle2_permutations(n: int, c: int, rng: torch.Generator) -> torch.Tensor:
+    """One uniformly random permutation of c channels per image, (n, c) long on rng's device."""
+    return torch.rand(n, c, generator=rng, device=rng.device).argsort(dim=1)
+
+
+def self_normalise(t: torch.Tensor) -> torch.Tensor:
+    """Standardise every spatial position across the channel axis of its own image."""
+    mean = t.mean(dim=1, keepdim=True)
+    std = t.std(dim=1, keepdim=True, correction=0)
+    return (t - mean) / (std + NORM_EPS)
+
+
+def mix_channels(t: torch.Tensor) -> torch.Tensor:
+    """(E_j + E_{j+1}) / 2 for consecutive channels: C -> C - 1."""
+    return (t[:, :-1] + t[:, 1:]) / 2
+
+
+def permute_channels(t: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
+    """t[i] reordered by perms[i] along the channel axis ((N, C) perms, or one shared (C,))."""
+    if perms.ndim == 1:
+        return t[:, perms.to(t.device)]
+    rows = torch.arange(t.shape[0], device=t.device).unsqueeze(1)
+    return t[rows, perms.to(t.device)]
+
+
+def wire_channels(params: PPFRParams) -> int:
+    """Channels of the wire: kept non-DC channels, one fewer when mixing."""
+    return len(selected_channels(params)) - int(params.mix)
+
+
+def mask_coefficients(coef: torch.Tensor, params: PPFRParams, shuffle1: torch.Tensor,
+                      shuffle2: torch.Tensor) -> torch.Tensor:
+    """The fast masking on block-DCT coefficients (N, 64, 14, 14) -> the wire (differentiable)."""
+    t = coef[:, selected_channels(params)]
+    t = self_normalise(permute_channels(t, shuffle1))
+    if params.mix:
+        t = mix_channels(t)
+    return self_normalise(permute_channels(t, shuffle2))
+
+
+def energy_dropped(coef: torch.Tensor, kept: list[int]) -> torch.Tensor:
+    """Per image: the share of DCT energy (DC included) outside the `kept` channels."""
+    total = coef.pow(2).sum(dim=(1, 2, 3))
+    return 1 - coef[:, kept].pow(2).sum(dim=(1, 2, 3)) / total.clamp_min(1e-12)
+
+
+@dataclass(repr=False)
+class FrequencyProtected(Protected):
+    """A Protected that also names the recogniser behind `utility` (text for reports)."""
+
+    utility_model: str = ""
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_adapter(path: str, mtime_ns: int, device: str) -> tuple[torch.nn.Module, dict]:
+    from facepriv_core.train.ppfr_fd_adapter import load_adapter
+
+    return load_adapter(path, device)
+
+
+def utility_adapter(params: PPFRParams, key: SecretKey, device: torch.device
+                    ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The adapter the service runs: the trained checkpoint if given, else a seeded init."""
+    from facepriv_core.train.ppfr_fd_adapter import check_compatible, untrained_adapter
+
+    if params.adapter_path is None:
+        return untrained_adapter(wire_channels(params), device)
+    path = Path(params.adapter_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"PPFR-FD adapter checkpoint '{path}' not found")
+    adapter, info = _cached_adapter(str(path.resolve()), path.stat().st_mtime_ns, str(device))
+    check_compatible(info, params)
+    return adapter, {**info, "key_match": info["key_fingerprint"] == key.fingerprint()}
+
+
+def describe_adapter(info: dict[str, Any]) -> str:
+    server = f"frozen dlib-resnet server after {info['stage']}"
+    if not info["trained"]:
+        return f"untrained PPFR-FD adapter (seeded init, 0 training images) + {server}"
+    text = (f"PPFR-FD adapter trained on {info['train_images']} images for {info['epochs']} "
+            f"epochs (val cosine {info['val_cosine']:.3f}) + {server}")
+    return text if info["key_match"] else text + "; WARNING: trained for a different Shuffle1 key"
+
+
+@register("ppfr_fd")
+class PPFRFD(Defence):
+    title = "PPFR-FD: block-DCT channels with fast masking"
+    paper = PPFR_FD
+    wire_kind = "frequency"
+    Params = PPFRParams
+
+    def key_for(self, params: PPFRParams) -> SecretKey:
+        """The client's key: the seed and the Shuffle1 permutation it fixes."""
+        perm = shuffle1_permutation(params.shuffle_seed, len(selected_channels(params)))
+        return SecretKey(shuffle1_seed=params.shuffle_seed, shuffle1=perm)
+
+    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+                progress: Progress | None = None) -> FrequencyProtected:
+        x = x.to(self.device)
+        key = self.key_for(params)
+        coef = block_dct(to_grey112(x))
+        shuffle2 = shuffle2_permutations(x.shape[0], wire_channels(params), rng)
+        wire = mask_coefficients(coef, params, key["shuffle1"], shuffle2).detach()
+        nondc = [c for c in selected_channels(params) if c != 0]
+        adapter, info = utility_adapter(params, key, self.device)
+
+        def utility(recognizer: Any) -> torch.Tensor:
+            if not hasattr(recognizer, "split"):
+                raise TypeError("PPFR-FD's adapter feeds dlib-resnet's server part; got "
+                                f"{type(recognizer).__name__}")
+            return recognizer.split(info["stage"])[1](adapter(wire))
+
+        metrics = {
+            "energy_dropped": float(energy_dropped(coef, nondc).mean()),
+            "adapter_trained": float(info["trained"]),
+            "adapter_train_images": float(info["train_images"]),
+        }
+        if progress:
+            progress(1, 1)
+        return FrequencyProtected(wire=wire, wire_kind="frequency", preview=tile_channels(wire),
+                                  utility=utility, key=key, metrics=metrics,
+                                  utility_model=describe_adapter(info))

@@ -1,0 +1,62 @@
+"""Command line: `python -m facepriv_core.train <defence> ...`, one sub-command per trainer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from facepriv_core.progress import terminal_progress
+
+
+def cmd_ppfr_fd(args: argparse.Namespace) -> int:
+    from facepriv_core.defences.ppfr_fd import PPFRParams
+    from facepriv_core.train import train_ppfr_fd_adapter
+
+    bar = terminal_progress("training PPFR-FD adapter")
+    ckpt = train_ppfr_fd_adapter(
+        args.data, args.out,
+        params=PPFRParams(channels=args.channels, selection=args.selection,
+                          shuffle_seed=args.shuffle_seed),
+        epochs=args.epochs, max_images=args.max_images, val_images=args.val_images,
+        batch_size=args.batch_size, lr=args.lr, stage=args.stage, device=args.device,
+        seed=args.seed, progress=lambda step, total, loss: bar(step, total),
+    )
+    summary = {k: v for k, v in ckpt.items() if k not in ("state_dict", "config")}
+    print(json.dumps({**summary, "out": args.out}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m facepriv_core.train",
+                                description="Train the service-side model of a defence.")
+    sub = p.add_subparsers(dest="defence", required=True)
+
+    ppfr = sub.add_parser("ppfr_fd", help="PPFR-FD input adapter in front of frozen dlib-resnet")
+    ppfr.add_argument("--data", required=True, help="dataset spec, e.g. sfhq:PATH or folder:PATH")
+    ppfr.add_argument("--out", required=True, help="checkpoint path (.pt)")
+    ppfr.add_argument("--epochs", type=int, default=10)
+    ppfr.add_argument("--max-images", type=int, default=None)
+    ppfr.add_argument("--val-images", type=int, default=60)
+    ppfr.add_argument("--batch-size", type=int, default=32)
+    ppfr.add_argument("--lr", type=float, default=2e-3)
+    ppfr.add_argument("--stage", default="level4.2", help="dlib-resnet stage the adapter feeds")
+    ppfr.add_argument("--channels", type=int, default=36)
+    ppfr.add_argument("--selection", default="zigzag_lowest",
+                      choices=["zigzag_lowest", "zigzag_spread"])
+    ppfr.add_argument("--shuffle-seed", type=int, default=0,
+                      help="the client's Shuffle1 seed the wires are made with (not stored)")
+    ppfr.add_argument("--device", default=None, help="cpu, cuda, ... (default: best present)")
+    ppfr.add_argument("--seed", type=int, default=0)
+    ppfr.set_defaults(func=cmd_ppfr_fd)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
