@@ -24,3 +24,15 @@ def sample_image() -> np.ndarray:
 @st.cache_data(show_spinner=False, max_entries=1)
 def sample_face() -> faces.FaceImage:
     return faces.detect_and_align(sample_image())
+
+
+@st.cache_resource(show_spinner="Loading dlib-resnet...")
+def recogniser() -> object:
+    return models.get("dlib-resnet")
+
+
+@st.cache_resource(show_spinner=False)
+def defence(name: str) -> object:
+    from facepriv_core import defences
+
+    return defences.get(name)

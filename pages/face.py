@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from app.state import sample_face, sample_image
-from facepriv_core import faces
+from app.face_input import pick_face
 
 st.title("Face")
 st.caption("Uploads stay in this session's memory: nothing is written to disk or logged.")
 
-source = st.radio("Face", ["Built-in sample (NASA astronaut, public domain)", "Upload"],
-                  horizontal=True, label_visibility="collapsed")
-
-image: np.ndarray | None = None
-face: faces.FaceImage | None = None
-if source.startswith("Built-in"):
-    image, face = sample_image(), sample_face()
-else:
-    upload = st.file_uploader("Upload a face (JPEG, PNG, WebP)",
-                              type=["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"])
-    if upload is not None:
-        try:
-            image = faces.load_image(upload.getvalue())
-            face = faces.detect_and_align(image)
-        except faces.InputError as exc:
-            st.error(str(exc), icon=":material/error:")
-
+image, face = pick_face()
 if image is not None and face is not None:
     marked = Image.fromarray(image)
     draw = ImageDraw.Draw(marked)

@@ -101,3 +101,35 @@ def test_streamlit_serves_headless() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_protect_page_renders_every_defence() -> None:
+    from facepriv_core import defences
+
+    at = AppTest.from_file(MAIN, default_timeout=300).run()
+    at.switch_page("../pages/protect.py").run()
+    assert not at.exception, at.exception
+    closed_form = [n for n in defences.names() if not defences.get(n).optimising]
+    assert set(at.selectbox[0].options) == set(closed_form)
+    for name in closed_form:
+        at.selectbox[0].set_value(name).run()
+        assert not at.exception, (name, at.exception)
+        assert not at.error, (name, at.error[0].value)
+        captions = image_captions(at)
+        assert any("what the server receives" in c for c in captions), name
+        assert at.metric[0].label == "utility cosine"
+
+
+def test_app_imports_work_outside_the_repo_root(tmp_path: Path) -> None:
+    """`streamlit run app/main.py` puts only app/ on sys.path; the entry must cope."""
+    script = tmp_path / "run_app.py"
+    script.write_text(
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({MAIN!r}, default_timeout=120).run()\n"
+        "assert not at.exception, at.exception\n"
+        "print('ok')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]

@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     ppfr.add_argument("--device", default=None, help="cpu, cuda, ... (default: best present)")
     ppfr.add_argument("--seed", type=int, default=0)
     ppfr.set_defaults(func=cmd_ppfr_fd)
+
+    from facepriv_core.train import facemix_server
+
+    facemix = sub.add_parser("facemix", help="dlib server part fine-tuned with mixing in the loop")
+    facemix_server.build_parser(facemix)
+    facemix.set_defaults(func=facemix_server.run)
     return p
 
 

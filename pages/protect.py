@@ -1,0 +1,70 @@
+"""Protect page: pick a defence and its parameters, see the original, the protected output and
+what the server receives, with instant utility and image metrics."""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+from pydantic import ValidationError
+
+from app.face_input import pick_face
+from app.params_form import params_form
+from app.state import defence, recogniser
+from facepriv_core import defences, faces, metrics
+
+st.title("Protect")
+_, face = pick_face()
+if face is None:
+    st.stop()
+
+names = [n for n in defences.names() if not defences.get(n).optimising]
+left, right = st.columns([1, 3])
+with left:
+    name = st.selectbox("Defence", names, index=names.index("pixelate"), key="defence_name")
+    d = defence(name)
+    st.markdown(f"**{d.title}**")
+    if d.paper is not None:
+        st.caption(d.paper.cite())
+    values = params_form(d.Params, key=f"params.{name}")
+    seed = st.number_input("seed", value=0, step=1, key="protect_seed")
+
+try:
+    params = d.Params(**values)
+except ValidationError as exc:
+    st.error(f"Invalid parameters: {exc.errors()[0]['msg']}")
+    st.stop()
+
+x = faces.chips_to_tensor(face.chip150)
+try:
+    protected = d.protect(x, params, torch.Generator().manual_seed(int(seed)))
+    rec = recogniser()
+    with torch.no_grad():
+        utility = float(metrics.cosine(protected.utility_embedding(rec), rec.embed(x))[0])
+except (ValueError, RuntimeError) as exc:
+    st.error(f"{name} could not protect this face: {exc}")
+    st.stop()
+
+with right:
+    cols = st.columns(3)
+    cols[0].image(face.chip150, caption="original (aligned)", width="stretch")
+    if protected.image is not None:
+        cols[1].image(faces.tensor_to_chips(protected.image)[0], caption="protected output",
+                      width="stretch")
+    else:
+        cols[1].info("This defence sends features, not an image: nothing viewable is "
+                     "produced besides what the server receives.")
+    shape = "x".join(map(str, protected.wire_shape))
+    cols[2].image(protected.preview[0], width="stretch",
+                  caption=f"what the server receives: {protected.wire_kind} {shape}, "
+                          f"{protected.wire_bytes:,} bytes")
+    m = st.columns(4)
+    m[0].metric("utility cosine", f"{utility:.4f}",
+                help="authorised embedding from the wire vs the unprotected embedding")
+    if protected.image is not None:
+        shown = faces.tensor_to_chips(protected.image)[0]
+        m[1].metric("SSIM to original", f"{metrics.ssim(face.chip150, shown):.3f}")
+        m[2].metric("PSNR (dB)", f"{metrics.psnr(face.chip150, shown):.1f}")
+    for k, v in protected.metrics.items():
+        m[3].metric(k.replace("_", " "), f"{v:.3f}")
+    st.caption("Key: " + (repr(protected.key) if protected.key is not None else "none") +
+               " (kept on the client; never shown or logged)")
