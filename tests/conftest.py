@@ -47,3 +47,47 @@ def astronaut() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+class SfhqFaces:
+    """SFHQ crops aligned on demand, each file at most once per test session.
+
+    Test modules pick their own faces (grid, order, single-face only, offset) but share the
+    alignment work, which is most of their set-up time.
+    """
+
+    def __init__(self, root: Path, rows: list[dict[str, str]]) -> None:
+        self.root = root
+        self.rows = rows
+        self._faces: dict[str, object] = {}
+
+    def face(self, file: str) -> object | None:
+        """The aligned FaceImage of one crop, or None where no face is found."""
+        from facepriv_core import faces
+
+        if file not in self._faces:
+            try:
+                self._faces[file] = faces.detect_and_align(faces.load_image(self.root / file))
+            except faces.InputError:
+                self._faces[file] = None
+        return self._faces[file]
+
+    def chips(self, n: int, *, grid: str | None = None, sort: bool = False,
+              single_face: bool = False, skip: int = 0) -> np.ndarray:
+        """uint8 (n, 150, 150, 3) chips of the first n usable crops in manifest order (or
+        sorted by file name), optionally of one grid or with exactly one face found."""
+        files = [r["file"] for r in self.rows[skip:] if grid in (None, r["grid"])]
+        chips = []
+        for file in sorted(files) if sort else files:
+            face = self.face(file)
+            if face is None or (single_face and face.others):
+                continue
+            chips.append(face.chip150)
+            if len(chips) == n:
+                return np.stack(chips)
+        pytest.fail(f"only {len(chips)} usable SFHQ faces for this selection, {n} needed")
+
+
+@pytest.fixture(scope="session")
+def sfhq_faces(sfhq_dir: Path, sfhq_rows: list[dict[str, str]]) -> SfhqFaces:
+    return SfhqFaces(sfhq_dir, sfhq_rows)

@@ -16,21 +16,9 @@ from facepriv_core.defences.base import Protected
 
 
 @pytest.fixture(scope="module")
-def chips(sfhq_dir: Path, sfhq_rows: list[dict[str, str]]) -> torch.Tensor:
+def chips(sfhq_faces) -> torch.Tensor:
     """Ten adults from the ethnicity grid: ten different synthetic people."""
-    out = []
-    for row in sfhq_rows:
-        if row["grid"] != "SFHQ_variability_ethnicity":
-            continue
-        try:
-            out.append(faces.detect_and_align(faces.load_image(sfhq_dir / row["file"])).chip150)
-        except faces.InputError:
-            continue
-        if len(out) == 10:
-            break
-    assert len(out) == 10
-    return faces.chips_to_tensor(np.stack(out))
-
+    return faces.chips_to_tensor(sfhq_faces.chips(10, grid="SFHQ_variability_ethnicity"))
 
 def make_case(x: torch.Tensor, defence: str, identities: np.ndarray | None = None,
               **params: object) -> AttackCase:

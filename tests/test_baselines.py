@@ -18,19 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def chips(sfhq_dir: Path, sfhq_rows: list[dict[str, str]]) -> torch.Tensor:
-    out = []
-    for row in sfhq_rows:
-        if not row["grid"].endswith("ethnicity"):
-            continue
-        try:
-            out.append(faces.detect_and_align(faces.load_image(sfhq_dir / row["file"])).chip150)
-        except faces.InputError:
-            continue
-        if len(out) == 12:
-            break
-    return faces.chips_to_tensor(np.stack(out))
-
+def chips(sfhq_faces) -> torch.Tensor:
+    return faces.chips_to_tensor(sfhq_faces.chips(12, grid="SFHQ_variability_ethnicity"))
 
 def utility_cosine(name: str, x: torch.Tensor, **params: object) -> float:
     d = defences.get(name)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from skimage import io
 
 from facepriv_core.faces import detect_and_align
 from facepriv_core.faces.types import chips_to_tensor
@@ -47,17 +45,9 @@ def astronaut_chip(astronaut: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def sfhq_chips(sfhq_dir: Path, sfhq_rows: list[dict[str, str]]) -> np.ndarray:
+def sfhq_chips(sfhq_faces) -> np.ndarray:
     """dlib chips of the first N_SFHQ manifest files (sorted) in which exactly one face is found."""
-    chips = []
-    for name in sorted(row["file"] for row in sfhq_rows):
-        face = detect_and_align(io.imread(sfhq_dir / name))
-        if not face.others:
-            chips.append(face.chip150)
-        if len(chips) == N_SFHQ:
-            return np.stack(chips)
-    pytest.fail(f"only {len(chips)} single-face SFHQ images found")
-
+    return sfhq_faces.chips(N_SFHQ, sort=True, single_face=True)
 
 def test_matches_native_dlib(model: DlibResNet, native: DlibNative, astronaut_chip: np.ndarray,
                              sfhq_chips: np.ndarray) -> None:

@@ -12,28 +12,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
-from skimage import io
 
 from facepriv_core import datasets, defences, models
 from facepriv_core.defences.facemix import CHECKPOINT_KIND, LinearHead, group_indices
-from facepriv_core.faces import chips_to_tensor, detect_and_align
+from facepriv_core.faces import chips_to_tensor
 from facepriv_core.train.facemix_server import train_facemix_server
 
 N_SFHQ = 20
 
 
 @pytest.fixture(scope="module")
-def chips(sfhq_dir: Path, sfhq_rows: list[dict[str, str]]) -> np.ndarray:
+def chips(sfhq_faces) -> np.ndarray:
     """Chips of the first N_SFHQ manifest files (sorted) in which exactly one face is found."""
-    out = []
-    for name in sorted(row["file"] for row in sfhq_rows):
-        face = detect_and_align(io.imread(sfhq_dir / name))
-        if not face.others:
-            out.append(face.chip150)
-        if len(out) == N_SFHQ:
-            return np.stack(out)
-    pytest.fail(f"only {len(out)} single-face SFHQ images found")
-
+    return sfhq_faces.chips(N_SFHQ, sort=True, single_face=True)
 
 @pytest.fixture(scope="module")
 def faces(chips: np.ndarray) -> torch.Tensor:

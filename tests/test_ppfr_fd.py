@@ -23,22 +23,16 @@ from facepriv_core.defences.ppfr_fd import (
     to_grey112,
     zigzag_order,
 )
-from facepriv_core.faces import chips_to_tensor, detect_and_align, load_image
+from facepriv_core.faces import chips_to_tensor
 from facepriv_core.train import train_ppfr_fd_adapter
 
 N_FACES = 50
 
 
 @pytest.fixture(scope="module")
-def sfhq_chips(sfhq_dir: Path, sfhq_rows: list[dict[str, str]]) -> np.ndarray:
+def sfhq_chips(sfhq_faces) -> np.ndarray:
     """dlib chips of the first N_FACES manifest files that align."""
-    chips = []
-    for row in sfhq_rows:
-        chips.append(detect_and_align(load_image(sfhq_dir / row["file"])).chip150)
-        if len(chips) == N_FACES:
-            break
-    return np.stack(chips)
-
+    return sfhq_faces.chips(N_FACES)
 
 @pytest.fixture(scope="module")
 def defence() -> defences.Defence:

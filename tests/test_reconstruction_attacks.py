@@ -17,22 +17,9 @@ from facepriv_core.attacks.decoder_inversion import train_decoder
 from facepriv_core.defences.base import Defence, DefenceParams, Protected
 
 
-def sfhq_chips(sfhq_dir: Path, rows: list[dict[str, str]], n: int, skip: int = 0
-               ) -> torch.Tensor:
-    out = []
-    for row in rows[skip:]:
-        try:
-            out.append(faces.detect_and_align(faces.load_image(sfhq_dir / row["file"])).chip150)
-        except faces.InputError:
-            continue
-        if len(out) == n:
-            break
-    return faces.chips_to_tensor(np.stack(out))
-
-
 @pytest.fixture(scope="module")
-def chips(sfhq_dir: Path, sfhq_rows: list[dict[str, str]]) -> torch.Tensor:
-    return sfhq_chips(sfhq_dir, sfhq_rows, 10)
+def chips(sfhq_faces) -> torch.Tensor:
+    return faces.chips_to_tensor(sfhq_faces.chips(10))
 
 
 def make_case(chips: torch.Tensor, name: str, **params: Any) -> AttackCase:

@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from skimage import io
 
 from facepriv_core import defences, models
 from facepriv_core.defences.xnn import inverse_transform, keyed_server, transform
-from facepriv_core.faces import chips_to_tensor, detect_and_align
+from facepriv_core.faces import chips_to_tensor
 
 N_SFHQ = 20
 
 
 @pytest.fixture(scope="module")
-def faces(sfhq_dir: Path, sfhq_rows: list[dict[str, str]]) -> torch.Tensor:
+def faces(sfhq_faces) -> torch.Tensor:
     """Chips of the first N_SFHQ manifest files (sorted) in which exactly one face is found."""
-    chips = []
-    for name in sorted(row["file"] for row in sfhq_rows):
-        face = detect_and_align(io.imread(sfhq_dir / name))
-        if not face.others:
-            chips.append(face.chip150)
-        if len(chips) == N_SFHQ:
-            return chips_to_tensor(np.stack(chips))
-    pytest.fail(f"only {len(chips)} single-face SFHQ images found")
-
+    return chips_to_tensor(sfhq_faces.chips(N_SFHQ, sort=True, single_face=True))
 
 @pytest.fixture(scope="module")
 def clean(faces: torch.Tensor) -> torch.Tensor:
