@@ -4,7 +4,9 @@ The reference in the same run is one dlib-resnet forward pass per face (the reco
 service runs anyway): PPFR-FD's paper reports 2.23 ms for masking plus inference. Target: every
 closed-form defence under 5 ms per face batched on CPU. Defences take 150x150 dlib chips (the
 pipeline's input; PPFR-FD reduces them to its 112x112 grey face itself). Optimising defences
-are timed at their demo defaults and marked.
+are timed at their demo defaults and marked. What is timed is the client's protect(): the
+service's utility pass and the defences' diagnostics (decryption and keyless cosines) are
+computed lazily, when read, and are not part of a face's protection cost.
 
     python bench/bench_defences.py [--device cpu] [--repeats 3]
 """

@@ -158,19 +158,23 @@ def load_faces(spec: AuditSpec, progress: Progress | None = None) -> Faces:
 
 def _concat_protected(parts: list[Any]) -> Any:
     """One Protected for the whole set from per-batch ones (keys stay with the client)."""
-    from facepriv_core.defences.base import Protected
+    from facepriv_core.defences.base import LazyMetrics, Protected
 
     if len(parts) == 1:
         return parts[0]
-    metric_names = {k for p in parts for k in p.metrics}
     weights = [p.wire.shape[0] for p in parts]
+
+    def metrics() -> dict[str, float]:
+        names = {k for p in parts for k in p.metrics}
+        return {k: float(np.average([p.metrics.get(k, np.nan) for p in parts], weights=weights))
+                for k in names}
+
     return Protected(
         wire=torch.cat([p.wire for p in parts]),
         wire_kind=parts[0].wire_kind,
         preview=np.concatenate([p.preview for p in parts]),
         utility=lambda rec: torch.cat([p.utility_embedding(rec) for p in parts]),
-        metrics={k: float(np.average([p.metrics.get(k, np.nan) for p in parts], weights=weights))
-                 for k in metric_names},
+        metrics=LazyMetrics(metrics),
         image=torch.cat([p.image for p in parts]) if parts[0].image is not None else None,
     )
 

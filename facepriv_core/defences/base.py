@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -89,6 +89,32 @@ class SecretKey:
         raise TypeError("a SecretKey is not picklable; use export() to save it deliberately")
 
 
+class LazyMetrics(Mapping[str, float]):
+    """Metrics computed on first read, once. Diagnostics that need extra network passes (a
+    decryption check, keyless outputs) then cost nothing until something reports them."""
+
+    def __init__(self, compute: Callable[[], dict[str, float]]) -> None:
+        self._compute: Callable[[], dict[str, float]] | None = compute
+        self._values: dict[str, float] = {}
+
+    def _resolved(self) -> dict[str, float]:
+        if self._compute is not None:
+            self._values, self._compute = self._compute(), None
+        return self._values
+
+    def __getitem__(self, name: str) -> float:
+        return self._resolved()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolved())
+
+    def __len__(self) -> int:
+        return len(self._resolved())
+
+    def __repr__(self) -> str:
+        return repr(self._resolved()) if self._compute is None else "LazyMetrics(<not computed>)"
+
+
 @dataclass(repr=False)
 class Protected:
     """The result of protecting a batch of faces.
@@ -96,7 +122,7 @@ class Protected:
     wire: what the untrusted server receives (N, ...); preview: uint8 (N, H, W, 3) rendering of
     it; key: client-only secret (None for keyless defences); utility: how the authorised service
     turns the wire into embeddings given the recogniser; metrics: per-batch facts such as
-    `energy_dropped`.
+    `energy_dropped` (a LazyMetrics where they cost network passes).
     """
 
     wire: torch.Tensor
@@ -104,7 +130,7 @@ class Protected:
     preview: np.ndarray
     utility: Callable[[Any], torch.Tensor]
     key: SecretKey | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
     image: torch.Tensor | None = None
 
     def utility_embedding(self, recognizer: Any) -> torch.Tensor:

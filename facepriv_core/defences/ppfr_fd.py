@@ -210,13 +210,21 @@ def _cached_adapter(path: str, mtime_ns: int, device: str) -> tuple[torch.nn.Mod
     return load_adapter(path, device)
 
 
+@functools.lru_cache(maxsize=4)
+def _cached_untrained(channels: int, device: str) -> tuple[torch.nn.Module, dict]:
+    """The seeded untrained adapter: deterministic, so it is built once, not per call."""
+    from facepriv_core.train.ppfr_fd_adapter import untrained_adapter
+
+    return untrained_adapter(channels, device)
+
+
 def utility_adapter(params: PPFRParams, key: SecretKey, device: torch.device
                     ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The adapter the service runs: the trained checkpoint if given, else a seeded init."""
-    from facepriv_core.train.ppfr_fd_adapter import check_compatible, untrained_adapter
+    from facepriv_core.train.ppfr_fd_adapter import check_compatible
 
     if params.adapter_path is None:
-        return untrained_adapter(wire_channels(params), device)
+        return _cached_untrained(wire_channels(params), str(device))
     path = Path(params.adapter_path)
     if not path.is_file():
         raise FileNotFoundError(f"PPFR-FD adapter checkpoint '{path}' not found")

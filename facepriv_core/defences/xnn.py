@@ -20,6 +20,7 @@ the plain server part applied to the wire, reported as `metrics["keyless_cosine"
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import torch
@@ -31,6 +32,7 @@ from facepriv_core.defences import register
 from facepriv_core.defences.base import (
     Defence,
     DefenceParams,
+    LazyMetrics,
     Paper,
     Progress,
     Protected,
@@ -142,14 +144,22 @@ class Xnn(Defence):
                 params.key_seed)
             perm, m = draw_key(feats.shape[1], params.cond_max, gen)
             wire = transform(feats, perm, m)
-            authorised = keyed_server(server, inverse_transform(perm, m))(wire)
-            clean = server(feats)
-            keyless = server(wire)
-        metrics = {
-            "keyed_cosine": float(F.cosine_similarity(authorised, clean, dim=1).mean()),
-            "keyless_cosine": float(F.cosine_similarity(keyless, clean, dim=1).mean()),
-            "key_cond": float(torch.linalg.cond(m)),
-        }
+
+        @functools.cache
+        def authorised() -> torch.Tensor:
+            """What the keyed service computes from the wire (run once, when first asked)."""
+            with torch.no_grad():
+                return keyed_server(server, inverse_transform(perm, m))(wire)
+
+        def diagnostics() -> dict[str, float]:
+            with torch.no_grad():
+                clean, keyless = server(feats), server(wire)
+            return {
+                "keyed_cosine": float(F.cosine_similarity(authorised(), clean, dim=1).mean()),
+                "keyless_cosine": float(F.cosine_similarity(keyless, clean, dim=1).mean()),
+                "key_cond": float(torch.linalg.cond(m)),
+            }
+
         return Protected(wire=wire, wire_kind="features", preview=tile_channels(wire),
-                         utility=lambda rec: authorised, key=SecretKey(perm=perm, M=m),
-                         metrics=metrics)
+                         utility=lambda rec: authorised(), key=SecretKey(perm=perm, M=m),
+                         metrics=LazyMetrics(diagnostics))
