@@ -237,7 +237,8 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
                 row[k] = v if np.isfinite(v) else None
 
     case = AttackCase(original=x, protected=protected, defence=defence, defence_params=dparams,
-                      identities=data.identities, seed=spec.seed)
+                      identities=data.identities, seed=spec.seed,
+                      embeddings={spec.recogniser: clean})
     attack_out: dict[str, list[dict[str, float]]] = {}
     threat_models: dict[str, str] = {}
     reconstructions: dict[str, np.ndarray] = {}

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from facepriv_core import metrics, models
+from facepriv_core.attacks.base import AttackCase
 from facepriv_core.faces import tensor_to_chips
 
 
@@ -71,7 +72,7 @@ def stage_for(wire_shape: tuple[int, ...], hint: str | None = None) -> str | Non
     return next((name for name, shape in shapes.items() if shape == wire_shape), None)
 
 
-def score_rows(original: torch.Tensor, recon: torch.Tensor, stage: str | None
+def score_rows(case: AttackCase, recon: torch.Tensor, stage: str | None
                ) -> list[dict[str, float]]:
     """Per-image ssim, psnr, cosine and (with a stage) feature_distance of recon to original.
 
@@ -80,15 +81,15 @@ def score_rows(original: torch.Tensor, recon: torch.Tensor, stage: str | None
     """
     device = recon.device
     net = models.get("dlib-resnet", device)
-    original = original.to(device)
+    original = case.original.to(device)
+    eo = case.original_embedding("dlib-resnet").to(device)
     with torch.no_grad():
+        er = net(recon)
         if stage is None or stage == "embedding":
-            fo, fr = net(original), net(recon)
-            eo, er = fo, fr
+            fo, fr = eo, er
         else:
             fo = net.features(original, upto=stage)[stage]
             fr = net.features(recon, upto=stage)[stage]
-            eo, er = net(original), net(recon)
         cos = metrics.cosine(er, eo).cpu().tolist()
         dist = ((fr - fo).flatten(1).norm(dim=1) / fo.flatten(1).norm(dim=1).clamp_min(1e-8))
     images = metrics.batch_image_metrics(tensor_to_chips(original), tensor_to_chips(recon))

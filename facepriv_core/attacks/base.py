@@ -71,10 +71,25 @@ class AttackCase:
     defence_params: DefenceParams
     identities: np.ndarray | None = None
     seed: int = 0
+    embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
         return self.original.device
+
+    def original_embedding(self, recogniser: str, batch: int = 32) -> torch.Tensor:
+        """The originals' embeddings by a zoo recogniser, computed once per case and shared
+        by every attack (and pre-filled by the audit, which needs them for utility)."""
+        if recogniser not in self.embeddings:
+            from facepriv_core import models
+
+            model = models.get(recogniser, self.device)
+            with torch.no_grad():
+                self.embeddings[recogniser] = torch.cat([
+                    model.embed(self.original[i:i + batch])
+                    for i in range(0, len(self.original), batch)
+                ])
+        return self.embeddings[recogniser]
 
     def __repr__(self) -> str:
         return (f"AttackCase(n={self.original.shape[0]}, defence={self.defence.name!r}, "

@@ -318,7 +318,7 @@ class DecoderInversion(Attack):
         stage = ("embedding" if kind == "embedding" else
                  stage_for(case.protected.wire_shape, getattr(case.defence_params, "stage", None))
                  if kind == "features" else None)
-        rows = score_rows(case.original.cpu(), recon, stage)
+        rows = score_rows(case, recon, stage)
         return AttackResult(
             attack=self.name, threat_model=self.threat, per_image=rows, reconstructions=recon,
             details={**info, "stage": stage, "aux_faces": int((~drop).sum()),

@@ -104,7 +104,7 @@ class IdentityAbuse(Attack):
         for step, name in enumerate(names):
             check_cancel(cancel)
             model = models.get(name, self.device)
-            clean = _embed(model, case.original.to(self.device))
+            clean = case.original_embedding(name).float().cpu().numpy()
             if is_image:
                 image = prot.image if prot.image is not None else prot.wire
                 probe = _embed(model, image.to(self.device))

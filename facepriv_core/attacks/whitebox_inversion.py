@@ -176,7 +176,7 @@ class WhiteboxInversion(Attack):
                 best[better] = x[better]
                 best_loss = torch.where(better, loss, best_loss)
                 best_data = torch.where(better, data, best_data)
-        rows = score_rows(original, best, stage)
+        rows = score_rows(case, best, stage)
         return AttackResult(
             attack=self.name, threat_model=self._threat_for(case.protected.wire_kind),
             per_image=rows,
