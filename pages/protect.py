@@ -66,5 +66,8 @@ with right:
         m[2].metric("PSNR (dB)", f"{metrics.psnr(face.chip150, shown):.1f}")
     for k, v in protected.metrics.items():
         m[3].metric(k.replace("_", " "), f"{v:.3f}")
-    st.caption("Key: " + (repr(protected.key) if protected.key is not None else "none") +
-               " (kept on the client; never shown or logged)")
+    if protected.key is None:
+        st.caption("This defence uses no secret key.")
+    else:
+        st.caption(f"Secret key: {protected.key.nbytes:,} bytes, kept on the client "
+                   "(never shown, logged or exported unless you ask).")
