@@ -18,6 +18,7 @@ st.set_page_config(page_title="FacePriv", page_icon=":material/shield_person:", 
 navigation = st.navigation([
     st.Page(ROOT / "pages" / "face.py", title="Face", icon=":material/face:", default=True),
     st.Page(ROOT / "pages" / "protect.py", title="Protect", icon=":material/shield:"),
+    st.Page(ROOT / "pages" / "attack.py", title="Attack", icon=":material/swords:"),
 ])
 render_sidebar()
 navigation.run()

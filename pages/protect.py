@@ -5,44 +5,29 @@ from __future__ import annotations
 
 import streamlit as st
 import torch
-from pydantic import ValidationError
 
+from app.defence_input import pick_defence, protect_face
 from app.face_input import pick_face
-from app.params_form import params_form
-from app.state import defence, recogniser
-from facepriv_core import defences, faces, metrics
+from app.state import recogniser
+from facepriv_core import faces, metrics
 
 st.title("Protect")
 _, face = pick_face()
 if face is None:
     st.stop()
 
-names = [n for n in defences.names() if not defences.get(n).optimising]
 left, right = st.columns([1, 3])
 with left:
-    name = st.selectbox("Defence", names, index=names.index("pixelate"), key="defence_name")
-    d = defence(name)
-    st.markdown(f"**{d.title}**")
-    if d.paper is not None:
-        st.caption(d.paper.cite())
-    values = params_form(d.Params, key=f"params.{name}")
-    seed = st.number_input("seed", value=0, step=1, key="protect_seed")
-
-try:
-    params = d.Params(**values)
-except ValidationError as exc:
-    st.error(f"Invalid parameters: {exc.errors()[0]['msg']}")
+    choice = pick_defence()
+if choice is None:
     st.stop()
-
-x = faces.chips_to_tensor(face.chip150)
-try:
-    protected = d.protect(x, params, torch.Generator().manual_seed(int(seed)))
-    rec = recogniser()
-    with torch.no_grad():
-        utility = float(metrics.cosine(protected.utility_embedding(rec), rec.embed(x))[0])
-except (ValueError, RuntimeError) as exc:
-    st.error(f"{name} could not protect this face: {exc}")
+run = protect_face(face, *choice)
+if run is None:
     st.stop()
+protected = run.protected
+rec = recogniser()
+with torch.no_grad():
+    utility = float(metrics.cosine(protected.utility_embedding(rec), rec.embed(run.original))[0])
 
 with right:
     cols = st.columns(3)

@@ -133,3 +133,43 @@ def test_app_imports_work_outside_the_repo_root(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+
+
+def _attack_page() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=300).run()
+    at.switch_page("../pages/attack.py").run()
+    at.selectbox(key="defence_name").set_value("split").run()
+    return at
+
+
+def _job_line(at: AppTest, name: str) -> str:
+    return next((m.value for m in at.markdown if f"**{name}**" in m.value), "")
+
+
+def test_attack_page_runs_a_whitebox_job_live() -> None:
+    at = _attack_page()
+    assert not at.exception, at.exception
+    attribute = at.checkbox(key="attack.attribute")
+    assert attribute.disabled and "features" in attribute.help  # greyed, with the reason
+    at.checkbox(key="attack.whitebox_inversion").check().run()
+    at.button[0].click().run()
+    states = set()
+    for _ in range(240):
+        time.sleep(0.5)
+        at.run()
+        line = _job_line(at, "whitebox_inversion")
+        states.add(line.split(":")[1].split(",")[0].strip() if ":" in line else "")
+        if "done" in line or "failed" in line:
+            break
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert "done" in _job_line(at, "whitebox_inversion"), states
+    assert "running" in states or "queued" in states
+    assert "whitebox_inversion reconstruction" in image_captions(at)
+
+
+def test_two_sessions_do_not_see_each_others_jobs() -> None:
+    first, second = _attack_page(), _attack_page()
+    first.checkbox(key="attack.identity").check().run()
+    first.button[0].click().run()
+    second.run()
+    assert _job_line(first, "identity") and not _job_line(second, "identity")
