@@ -173,3 +173,35 @@ def test_two_sessions_do_not_see_each_others_jobs() -> None:
     first.button[0].click().run()
     second.run()
     assert _job_line(first, "identity") and not _job_line(second, "identity")
+
+
+def _files_holding(marker: bytes, since: float) -> list[str]:
+    import tempfile
+
+    found = []
+    for root in (ROOT, Path(tempfile.gettempdir())):
+        for path in root.rglob("*"):
+            try:
+                if path.is_file() and path.stat().st_mtime >= since and \
+                        marker in path.read_bytes():
+                    found.append(str(path))
+            except OSError:
+                continue
+    return found
+
+
+def test_no_uploaded_face_is_written_to_disk(astronaut, tmp_path: Path) -> None:
+    """After an upload session, no new file under the repo or the temp dir holds its bytes."""
+    upload = _png(astronaut)
+    marker = upload[len(upload) // 2: len(upload) // 2 + 64]  # compressed pixel data
+    start = time.time()
+    at = AppTest.from_file(MAIN, default_timeout=120).run()
+    at.radio[0].set_value("Upload").run()
+    at.file_uploader[0].set_value(("me.png", upload, "image/png")).run()
+    assert not at.exception and "dlib chip 150x150 (recogniser input)" in image_captions(at)
+    at.switch_page("../pages/protect.py").run()
+    assert not at.exception
+    assert _files_holding(marker, start) == []
+    control = tmp_path / "control.png"  # the scan must see a file that does hold the face
+    control.write_bytes(upload)
+    assert _files_holding(marker, start) == [str(control)]
