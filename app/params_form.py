@@ -57,3 +57,21 @@ def params_form(model: type[BaseModel], key: str) -> dict[str, Any]:
             values[name] = st.text_input(label, value=default, help=help_text, key=wkey)
         # Optional paths/objects (e.g. a trained checkpoint) keep their default here.
     return values
+
+
+def numeric_fields(model: type[BaseModel], points: int = 5) -> dict[str, list[float | int]]:
+    """Sweepable fields (int/float with both bounds) with default values spread around the
+    field's default, inside its bounds."""
+    out: dict[str, list[float | int]] = {}
+    for name, field in model.model_fields.items():
+        lo, hi = _bounds(field)
+        if field.annotation not in (int, float) or lo is None or hi is None:
+            continue
+        if hi - lo > SLIDER_SPAN and field.annotation is int:
+            continue  # seeds and the like are not a privacy knob
+        base = field.default if field.default not in (None, 0) else (lo + hi) / 4 or 1
+        raw = [lo, *[base * f for f in (0.5, 1, 2, 4)][:points - 1]]
+        vals = sorted({min(hi, max(lo, v)) for v in raw})
+        out[name] = [round(v) for v in vals] if field.annotation is int else \
+            [round(float(v), 4) for v in vals]
+    return out

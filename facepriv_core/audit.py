@@ -190,17 +190,20 @@ def environment(device: torch.device) -> dict[str, str]:
     }
 
 
-def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None = None
-        ) -> AuditResult:
-    """Run the audit the spec describes."""
+def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None = None,
+        faces: Faces | None = None) -> AuditResult:
+    """Run the audit the spec describes. `faces`, when given, are the already-aligned faces to
+    use instead of loading the spec's source: a sweep aligns once for all its points, and the
+    app audits an upload held in memory (the spec then only labels it)."""
     from facepriv_core import attacks as attack_registry
-    from facepriv_core import defences, faces, metrics, models
+    from facepriv_core import defences, metrics, models
     from facepriv_core.attacks.base import AttackCase, check_cancel
+    from facepriv_core.faces import chips_to_tensor, tensor_to_chips
 
     device = models.resolve_device(spec.device)
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    data = load_faces(spec, progress)
+    data = faces if faces is not None else load_faces(spec, progress)
     timings["align_s"] = time.perf_counter() - t
 
     torch.manual_seed(spec.seed)
@@ -208,7 +211,7 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
     dparams = defence.Params(**spec.defence_params)
     rng = torch.Generator(device=device).manual_seed(spec.seed)
     recogniser = models.get(spec.recogniser, device)
-    x = faces.chips_to_tensor(data.chips, device)
+    x = chips_to_tensor(data.chips, device)
 
     t = time.perf_counter()
     parts = []
@@ -230,7 +233,7 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
     for row, c in zip(rows, utility_cos, strict=True):
         row["utility_cosine"] = float(c)
     if protected.image is not None:
-        shown = faces.tensor_to_chips(protected.image)
+        shown = tensor_to_chips(protected.image)
         image_metrics = metrics.batch_image_metrics(data.chips, shown)
         for k, values in image_metrics.items():
             for row, v in zip(rows, values, strict=True):
@@ -259,7 +262,7 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
         attack_out[a.name] = result.per_image
         threat_models[a.name] = attack.threat.sentence
         if result.reconstructions is not None:
-            reconstructions[a.name] = faces.tensor_to_chips(result.reconstructions)
+            reconstructions[a.name] = tensor_to_chips(result.reconstructions)
         for row, per in zip(rows, result.per_image, strict=True):
             row.update({f"{a.name}.{k}": v for k, v in per.items()})
 
@@ -303,13 +306,15 @@ class SweepResult(BaseModel):
 
 
 def sweep(spec: AuditSpec, param: str, values: Sequence[Any], progress: Progress | None = None,
-          cancel: Cancel | None = None) -> SweepResult:
-    """Run the audit once per value of one defence parameter: privacy-vs-utility curve data."""
+          cancel: Cancel | None = None, faces: Faces | None = None) -> SweepResult:
+    """Run the audit once per value of one defence parameter: privacy-vs-utility curve data.
+    The faces are aligned once and shared by every point."""
+    faces = faces if faces is not None else load_faces(spec)
     points = []
     for i, value in enumerate(values):
         point_spec = spec.model_copy(update={"defence_params": {**spec.defence_params,
                                                                 param: value}})
-        result = run(point_spec, cancel=cancel)
+        result = run(point_spec, cancel=cancel, faces=faces)
         summary = result.summary()
         points.append(SweepPoint(value=value, utility=summary["utility"],
                                  attacks=summary["attacks"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -205,3 +206,24 @@ def test_no_uploaded_face_is_written_to_disk(astronaut, tmp_path: Path) -> None:
     control = tmp_path / "control.png"  # the scan must see a file that does hold the face
     control.write_bytes(upload)
     assert _files_holding(marker, start) == [str(control)]
+
+
+def test_curves_page_sweeps_and_draws() -> None:
+    at = AppTest.from_file(MAIN, default_timeout=300).run()
+    at.switch_page("../pages/curves.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="sweep_param").value == "block"
+    at.text_input(key="sweep_values.pixelate.block").set_value("1,8,32").run()
+    at.button[0].click().run()
+    for _ in range(240):
+        if at.get("plotly_chart"):
+            break
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    figure = json.loads(charts[0].proto.spec)
+    trace = figure["data"][0]
+    assert trace["text"] == ["block=1", "block=8", "block=32"]
+    assert trace["x"][0] == pytest.approx(1.0, abs=1e-6) and trace["x"][2] < trace["x"][0]
