@@ -20,6 +20,7 @@ navigation = st.navigation([
     st.Page(ROOT / "pages" / "protect.py", title="Protect", icon=":material/shield:"),
     st.Page(ROOT / "pages" / "attack.py", title="Attack", icon=":material/swords:"),
     st.Page(ROOT / "pages" / "curves.py", title="Curves", icon=":material/show_chart:"),
+    st.Page(ROOT / "pages" / "benchmark.py", title="Benchmark", icon=":material/table:"),
 ])
 render_sidebar()
 navigation.run()

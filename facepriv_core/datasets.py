@@ -295,3 +295,41 @@ def align_dataset(dataset: FaceDataset, progress: Callable[[int, int], None] | N
     if not chips:
         raise DatasetError(f"no usable face in dataset '{dataset.name}'")
     return AlignedChips(np.stack(chips), np.asarray(kept), failures)
+
+
+def load_zip(data: bytes, aligned: bool = False, name: str = "upload") -> FaceDataset:
+    """A folder-of-identities packed in a zip (person/image.jpg), read in memory only: an
+    uploaded archive is never extracted to disk."""
+    import io
+    import zipfile
+
+    from facepriv_core.faces import InputError, load_image
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise DatasetError("the upload is not a zip archive") from exc
+    members = sorted(
+        m for m in archive.namelist()
+        if m.lower().endswith(IMAGE_EXTENSIONS) and m.count("/") >= 1
+        and not m.startswith(("__MACOSX/", ".")) and "/." not in m
+    )
+    people = sorted({m.rsplit("/", 2)[-2] for m in members})
+    if not members:
+        raise DatasetError("no images found in the zip: expected one folder per person "
+                           "(person/photo.jpg)")
+
+    def read(i: int) -> np.ndarray:
+        try:
+            return load_image(archive.read(members[i]))
+        except InputError as exc:
+            raise InputError(f"{members[i]}: {exc}") from exc
+
+    return FaceDataset(
+        name=f"zip:{name}",
+        identities=np.asarray([people.index(m.rsplit("/", 2)[-2]) for m in members]),
+        aligned=aligned,
+        loader=read,
+        keys=members,
+        identity_names=people,
+    )

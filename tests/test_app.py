@@ -227,3 +227,25 @@ def test_curves_page_sweeps_and_draws() -> None:
     trace = figure["data"][0]
     assert trace["text"] == ["block=1", "block=8", "block=32"]
     assert trace["x"][0] == pytest.approx(1.0, abs=1e-6) and trace["x"][2] < trace["x"][0]
+
+
+def test_benchmark_page_builds_the_table(olivetti_path: Path) -> None:
+    at = AppTest.from_file(MAIN, default_timeout=300).run()
+    at.switch_page("../pages/benchmark.py").run()
+    assert not at.exception, at.exception
+    at.multiselect(key="bench_defences").set_value(["none", "pixelate"]).run()
+    at.multiselect(key="bench_attacks").set_value(["identity"]).run()
+    at.text_input(key="bench_olivetti").set_value(str(olivetti_path)).run()
+    at.slider(key="bench_limit").set_value(8).run()
+    at.button[0].click().run()
+    for _ in range(240):
+        if any("done" in m.value for m in at.markdown):
+            break
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    table = at.dataframe[0].value
+    assert list(table["defence"]) == ["none", "pixelate"]
+    assert table["utility_cosine"][0] == pytest.approx(1.0, abs=1e-6)
+    assert table["identity.match_rate"][0] == 1.0
+    assert at.get("download_button")

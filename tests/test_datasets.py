@@ -78,3 +78,24 @@ def test_limit_is_seeded_subset() -> None:
     sub = ds.limit(4, seed=1)
     assert len(sub) == 4
     assert [int(sub.image(k)[0, 0]) for k in range(4)] == sub.identities.tolist()
+
+
+def test_zip_of_identities_read_in_memory(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(buf, "w") as z:
+        for person in ("ann", "ben"):
+            for k in range(2):
+                img = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
+                    img, format="PNG")
+                z.writestr(f"faces/{person}/{k}.png", img.getvalue())
+        z.writestr("faces/readme.txt", "not an image")
+    ds = datasets.load_zip(buf.getvalue())
+    assert ds.identity_names == ["ann", "ben"] and ds.identities.tolist() == [0, 0, 1, 1]
+    assert ds.image(3).shape == (40, 40, 3)
+    with pytest.raises(datasets.DatasetError, match="not a zip"):
+        datasets.load_zip(b"plain bytes")
