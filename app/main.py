@@ -21,6 +21,7 @@ navigation = st.navigation([
     st.Page(ROOT / "pages" / "attack.py", title="Attack", icon=":material/swords:"),
     st.Page(ROOT / "pages" / "curves.py", title="Curves", icon=":material/show_chart:"),
     st.Page(ROOT / "pages" / "benchmark.py", title="Benchmark", icon=":material/table:"),
+    st.Page(ROOT / "pages" / "report.py", title="Report", icon=":material/description:"),
 ])
 render_sidebar()
 navigation.run()

@@ -69,10 +69,12 @@ class JobContext:
 class JobHandle:
     """A submitted job. Thread-safe to poll from a UI while the worker runs."""
 
-    def __init__(self, name: str, key: str | None, history: int = 200) -> None:
+    def __init__(self, name: str, key: str | None, history: int = 200,
+                 meta: dict[str, Any] | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.name = name
         self.key = key
+        self.meta = meta or {}  # what the job ran on (spec, seed, inputs), for reports
         self.status = JobStatus.QUEUED
         self.result: Any = None
         self.partial: Any = None
@@ -137,15 +139,15 @@ class LocalRunner:
         self._cache: dict[str, JobHandle] = {}
         self._lock = threading.Lock()
 
-    def submit(self, fn: Callable[[JobContext], Any], key: str | None = None, name: str = "job"
-               ) -> JobHandle:
+    def submit(self, fn: Callable[[JobContext], Any], key: str | None = None, name: str = "job",
+               meta: dict[str, Any] | None = None) -> JobHandle:
         """Queue fn(ctx). A key whose earlier job succeeded (or still runs) returns that job."""
         with self._lock:
             cached = self._cache.get(key) if key else None
             if cached is not None and cached.status not in (JobStatus.FAILED,
                                                             JobStatus.CANCELLED):
                 return cached
-            handle = JobHandle(name, key)
+            handle = JobHandle(name, key, meta=meta)
             if key:
                 self._cache[key] = handle
         self._pool.submit(self._run, fn, handle)

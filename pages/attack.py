@@ -40,7 +40,10 @@ def submit(name: str, params: Any, protection: Protection) -> JobHandle:
     def work(ctx: JobContext) -> Any:
         return attack.run(case, params, progress=ctx.progress, cancel=ctx.cancelled)
 
-    return default_runner().submit(work, name=name)
+    meta = {"defence": protection.defence.name, "params": protection.params.model_dump(),
+            "seed": protection.seed, "original": faces.tensor_to_chips(protection.original)[0],
+            "wire": protection.protected.preview[0], "threat_model": attack.threat.sentence}
+    return default_runner().submit(work, name=name, meta=meta)
 
 
 st.subheader("Attacks on this wire")

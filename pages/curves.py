@@ -7,9 +7,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
 import streamlit as st
 
+from app.charts import sweep_figure
 from app.defence_input import pick_defence, protect_face
 from app.face_input import pick_face
 from app.params_form import numeric_fields
@@ -82,8 +82,11 @@ if st.button("Run sweep", type="primary"):
                            progress=lambda _stage, done, total: ctx.report(done, total))
 
     label = f"{d.name}: {param} in {values}" + (f" ({dataset}, {limit})" if dataset else "")
-    sweeps[label] = default_runner().submit(work, key=f"{spec.spec_hash()}:{param}:{values}",
-                                            name=label)
+    # Only dataset sweeps are shared through the runner's cache: an in-memory face belongs to
+    # this session, and its spec is only a label that another session's face would also carry.
+    key = f"{spec.spec_hash()}:{param}:{values}" if dataset else None
+    sweeps[label] = default_runner().submit(work, key=key, name=label,
+                                            meta={"spec": spec.model_dump()})
 
 
 def draw(done: dict[str, audit.SweepResult]) -> None:
@@ -94,16 +97,7 @@ def draw(done: dict[str, audit.SweepResult]) -> None:
     x_name = c1.selectbox("Utility (x)", utility_names, key="curve_x",
                           index=utility_names.index("utility_cosine"))
     y_name = c2.selectbox("Privacy attack metric (y)", metric_names or ["(none)"], key="curve_y")
-    fig = go.Figure()
-    for label, result in done.items():
-        pts = [(p.value, p.utility.get(x_name), p.attacks.get(y_name.split(".")[0], {})
-                .get(y_name.partition(".")[2])) for p in result.points]
-        fig.add_trace(go.Scatter(x=[p[1] for p in pts], y=[p[2] for p in pts],
-                                 mode="lines+markers+text", name=label,
-                                 text=[f"{result.param}={p[0]}" for p in pts],
-                                 textposition="top center"))
-    fig.update_layout(xaxis_title=x_name, yaxis_title=y_name, height=520,
-                      legend={"orientation": "h", "y": -0.2})
+    fig = sweep_figure(done, x_name, y_name)
     st.plotly_chart(fig, width="stretch")
 
 

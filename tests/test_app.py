@@ -166,6 +166,17 @@ def test_attack_page_runs_a_whitebox_job_live() -> None:
     assert "done" in _job_line(at, "whitebox_inversion"), states
     assert "running" in states or "queued" in states
     assert "whitebox_inversion reconstruction" in image_captions(at)
+    # The session's report lists the attack and offers JSON and HTML.
+    at.switch_page("../pages/report.py").run()
+    assert not at.exception, at.exception
+    assert any("whitebox_inversion against split" in m.value for m in at.markdown)
+    assert len(at.get("download_button")) == 2
+
+
+def test_report_page_without_results_says_so() -> None:
+    at = AppTest.from_file(MAIN, default_timeout=120).run()
+    at.switch_page("../pages/report.py").run()
+    assert not at.exception and "Nothing to report yet" in at.info[0].value
 
 
 def test_two_sessions_do_not_see_each_others_jobs() -> None:
