@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.state import model_statuses
+from app.state import model_card, model_statuses
 
 
 def device_label() -> str:
@@ -25,4 +25,7 @@ def render_sidebar() -> None:
         with st.expander("Models", expanded=False):
             for s in model_statuses():
                 mark = ":material/check_circle:" if s.available else ":material/block:"
-                st.markdown(f"{mark} `{s.name}` ({s.task})", help=s.reason or s.summary)
+                with st.popover(f"{mark} {s.name} ({s.task})", width="stretch"):
+                    if not s.available:
+                        st.warning(f"Unavailable: {s.reason}")
+                    st.markdown(model_card(s.name))

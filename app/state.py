@@ -14,6 +14,13 @@ def model_statuses() -> list[models.ModelStatus]:
 
 
 @st.cache_data(show_spinner=False)
+def model_card(name: str) -> str:
+    """The model's card from assets/model_cards (source, licence, inputs, known accuracy)."""
+    path = models.entry(name).card
+    return path.read_text() if path.is_file() else f"No card for `{name}` yet."
+
+
+@st.cache_data(show_spinner=False)
 def sample_image() -> np.ndarray:
     """The built-in sample: NASA's public-domain astronaut portrait shipped with scikit-image."""
     from skimage import data

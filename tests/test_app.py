@@ -260,3 +260,10 @@ def test_benchmark_page_builds_the_table(olivetti_path: Path) -> None:
     assert table["utility_cosine"][0] == pytest.approx(1.0, abs=1e-6)
     assert table["identity.match_rate"][0] == 1.0
     assert at.get("download_button")
+
+
+def test_sidebar_shows_model_cards(app: AppTest) -> None:
+    labels = [p.proto.popover.label for p in app.sidebar.get("popover")]
+    assert any("dlib-resnet (recognition)" in label for label in labels)
+    text = " ".join(m.value for m in app.sidebar.markdown)
+    assert "Licence" in text or "licence" in text

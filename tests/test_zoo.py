@@ -37,3 +37,8 @@ def test_deepface_without_weights_is_unavailable_with_reason(monkeypatch, tmp_pa
 def test_registry_refuses_unknown_task() -> None:
     with pytest.raises(ValueError, match="unknown task"):
         models.register(models.ModelEntry("x", "telepathy", "", "", "", "m:f", lambda: None))
+
+
+def test_every_registered_model_has_a_card() -> None:
+    missing = [s.name for s in models.list() if not models.entry(s.name).card.is_file()]
+    assert not missing, missing

@@ -106,4 +106,5 @@ for _name, (_df_name, _task, _file) in deepface_adapter.MODELS.items():
         loader_args=(_name,),
         check=deepface_adapter.availability_check(_name),
         differentiable=False,
+        card_name="deepface",
     ))

@@ -39,10 +39,11 @@ class ModelEntry:
     check: Callable[[], str | None]
     differentiable: bool = True
     loader_args: tuple[str, ...] = ()
+    card_name: str | None = None  # entries of one family may share a card
 
     @property
     def card(self) -> Path:
-        return CARDS_DIR / f"{self.name}.md"
+        return CARDS_DIR / f"{self.card_name or self.name}.md"
 
 
 @dataclass(frozen=True)
