@@ -77,6 +77,10 @@ def _block(c_in: int, c_out: int, convs: int = 2) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+#: Bumped when WireDecoder changes, so cached checkpoints of an older network are not reused.
+ARCHITECTURE = 2
+
+
 class WireDecoder(nn.Module):
     """A small U-Net from a wire (C, H, W) or (D,) to a 3 x 150 x 150 face in [0, 1].
 
@@ -84,6 +88,10 @@ class WireDecoder(nn.Module):
     works at the wire's resolution (two halvings while the map is at least 8 px); a head then
     doubles the resolution towards 75 px, and a sub-pixel convolution (pixel shuffle) gives
     150 px at a quarter of the cost of convolving at full resolution.
+
+    Image wires (a blurred or pixelated face) are residual: the output is the wire plus a
+    learned correction in logit space, and the correction starts at zero, so an untrained
+    decoder returns the wire itself and training can only start from the naive attacker.
     """
 
     def __init__(self, wire_shape: tuple[int, ...], width: int = 16) -> None:
@@ -114,6 +122,10 @@ class WireDecoder(nn.Module):
             ch, size = max(ch // 2, 16), size * 2
         self.last = _block(ch, 16, convs=1)
         self.out = nn.Conv2d(16, 12, 3, padding=1)
+        self.residual = self.wire_shape == (3, 2 * HALF, 2 * HALF)
+        if self.residual:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, wire: torch.Tensor) -> torch.Tensor:
         x = self.stem(wire)
@@ -127,7 +139,10 @@ class WireDecoder(nn.Module):
         for block in self.head:
             x = block(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False))
         x = self.last(F.interpolate(x, size=(HALF, HALF), mode="bilinear", align_corners=False))
-        return torch.sigmoid(F.pixel_shuffle(self.out(x), 2))
+        delta = F.pixel_shuffle(self.out(x), 2)
+        if self.residual:
+            return torch.sigmoid(torch.logit(wire.clamp(1e-3, 1 - 1e-3)) + delta)
+        return torch.sigmoid(delta)
 
 
 def cache_dir() -> Path:
@@ -288,7 +303,7 @@ class DecoderInversion(Attack):
             raise ValueError(f"only {(~drop).sum()} auxiliary faces are not the attacked people")
         n = case.original.shape[0]
         wire = case.protected.wire[:n].float()
-        config = {"defence": case.defence.name,
+        config = {"architecture": ARCHITECTURE, "defence": case.defence.name,
                   "defence_params": case.defence_params.model_dump(mode="json"),
                   "decoder": params.model_dump(mode="json", exclude={"device", "use_cache"}),
                   "seed": case.seed, "excluded": sorted(k for k, d in zip(keys, drop,
