@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from facepriv_core.attacks.base import AttackCancelled, ProgressEvent
+from facepriv_core.defences.base import ProtectionCancelled
 from facepriv_core.models.zoo import resolve_device
 
 
@@ -163,7 +164,7 @@ class LocalRunner:
         try:
             handle.result = fn(JobContext(self.device, handle))
             handle.status = JobStatus.DONE
-        except AttackCancelled:
+        except (AttackCancelled, ProtectionCancelled):
             handle.status = JobStatus.CANCELLED
         except Exception as exc:  # the job's error is its result: kept, shown, not raised
             handle.error = f"{type(exc).__name__}: {exc}"

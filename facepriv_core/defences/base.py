@@ -20,6 +20,11 @@ from pydantic import BaseModel, ConfigDict
 
 WireKind = Literal["image", "features", "embedding", "frequency"]
 Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool]
+
+
+class ProtectionCancelled(RuntimeError):
+    """An optimising defence stopped because cancellation was requested."""
 
 
 @dataclass(frozen=True)
@@ -169,8 +174,12 @@ class Defence(ABC):
 
     @abstractmethod
     def protect(self, x: torch.Tensor, params: DefenceParams, rng: torch.Generator,
-                progress: Progress | None = None) -> Protected:
-        """Protect chips x (N, 3, 150, 150) in [0, 1]; all randomness comes from `rng`."""
+                progress: Progress | None = None,
+                cancel: Cancel | None = None) -> Protected:
+        """Protect chips x (N, 3, 150, 150) in [0, 1]; all randomness comes from `rng`.
+
+        Optimising defences report `progress(step, total)` and stop with ProtectionCancelled
+        soon after `cancel()` turns true; closed-form ones may ignore both."""
 
 
 def image_preview(x: torch.Tensor) -> np.ndarray:

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
+    Cancel,
     Defence,
     DefenceParams,
     Paper,
@@ -49,7 +50,8 @@ class NoDefence(Defence):
     Params = NoParams
 
     def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
-                progress: Progress | None = None) -> Protected:
+                progress: Progress | None = None,
+                cancel: Cancel | None = None) -> Protected:
         return image_protected(x)
 
 
@@ -67,7 +69,8 @@ class GaussianNoise(Defence):
     Params = NoiseParams
 
     def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
-                progress: Progress | None = None) -> Protected:
+                progress: Progress | None = None,
+                cancel: Cancel | None = None) -> Protected:
         noise = torch.randn(x.shape, generator=rng, device=rng.device).to(x.device)
         return image_protected(x + noise * (params.sigma / 255.0))
 
@@ -109,7 +112,8 @@ class GaussianBlur(Defence):
     Params = BlurParams
 
     def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
-                progress: Progress | None = None) -> Protected:
+                progress: Progress | None = None,
+                cancel: Cancel | None = None) -> Protected:
         return image_protected(gaussian_blur(x, params.kernel, params.sigma))
 
 
@@ -137,7 +141,8 @@ class Pixelate(Defence):
     Params = PixelateParams
 
     def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
-                progress: Progress | None = None) -> Protected:
+                progress: Progress | None = None,
+                cancel: Cancel | None = None) -> Protected:
         return image_protected(pixelate(x, params.block))
 
 
@@ -153,7 +158,8 @@ class PlainSplit(Defence):
     Params = SplitParams
 
     def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
-                progress: Progress | None = None) -> Protected:
+                progress: Progress | None = None,
+                cancel: Cancel | None = None) -> Protected:
         from facepriv_core import models
 
         shallow, server = models.get("dlib-resnet", self.device).split(params.stage)

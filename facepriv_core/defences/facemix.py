@@ -36,6 +36,7 @@ from torch import nn
 
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
+    Cancel,
     Defence,
     DefenceParams,
     LazyMetrics,
@@ -184,7 +185,8 @@ class FaceMix(Defence):
         return dlib_server
 
     def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
-                progress: Progress | None = None) -> Protected:
+                progress: Progress | None = None,
+                cancel: Cancel | None = None) -> Protected:
         from facepriv_core import models
 
         shallow, dlib_server = models.get("dlib-resnet", self.device).split(params.stage)

@@ -42,6 +42,7 @@ from pydantic import Field
 
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
+    Cancel,
     Defence,
     DefenceParams,
     Paper,
@@ -255,7 +256,8 @@ class PPFRFD(Defence):
         return SecretKey(shuffle1_seed=params.shuffle_seed, shuffle1=perm)
 
     def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
-                progress: Progress | None = None) -> FrequencyProtected:
+                progress: Progress | None = None,
+                cancel: Cancel | None = None) -> FrequencyProtected:
         x = x.to(self.device)
         key = self.key_for(params)
         coef = block_dct(to_grey112(x))

@@ -30,6 +30,7 @@ from torch import nn
 
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
+    Cancel,
     Defence,
     DefenceParams,
     LazyMetrics,
@@ -134,7 +135,8 @@ class Xnn(Defence):
     Params = XnnParams
 
     def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
-                progress: Progress | None = None) -> Protected:
+                progress: Progress | None = None,
+                cancel: Cancel | None = None) -> Protected:
         from facepriv_core import models
 
         shallow, server = models.get("dlib-resnet", self.device).split(params.stage)
