@@ -1,8 +1,11 @@
 """The defence picker shared by the pages: registry choice, Params widgets, the paper cited,
-and the face protected with it."""
+and the face protected with it (directly for closed-form defences; optimising ones run as a
+job on the Protect page and their result is kept in the session for the other pages)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import streamlit as st
@@ -26,8 +29,10 @@ class Protection:
 
 def pick_defence(default: str = "pixelate") -> tuple[Defence, DefenceParams, int] | None:
     """Render the picker in the current container; None (with a message) on invalid params."""
-    names = [n for n in defences.names() if not defences.get(n).optimising]
-    name = st.selectbox("Defence", names, index=names.index(default), key="defence_name")
+    names = defences.names()
+    name = st.selectbox("Defence", names, index=names.index(default), key="defence_name",
+                        format_func=lambda n: f"{n} (optimising: runs as a job)"
+                        if defences.get(n).optimising else n)
     d = defence(name)
     st.markdown(f"**{d.title}**")
     if d.paper is not None:
@@ -41,13 +46,33 @@ def pick_defence(default: str = "pixelate") -> tuple[Defence, DefenceParams, int
         return None
 
 
+def signature(face: faces.FaceImage, d: Defence, params: DefenceParams, seed: int) -> str:
+    """Identifies one protection of one face in this session (the face digest stays in memory)."""
+    blob = json.dumps([d.name, params.model_dump(mode="json"), seed], sort_keys=True).encode()
+    return hashlib.sha256(blob + face.chip150.tobytes()).hexdigest()[:16]
+
+
+def run_protection(face: faces.FaceImage, d: Defence, params: DefenceParams, seed: int,
+                   progress=None, cancel=None) -> Protection:
+    x = faces.chips_to_tensor(face.chip150)
+    protected = d.protect(x, params, torch.Generator().manual_seed(seed), progress=progress,
+                          cancel=cancel)
+    return Protection(d, params, seed, x, protected)
+
+
 def protect_face(face: faces.FaceImage, d: Defence, params: DefenceParams, seed: int
                  ) -> Protection | None:
-    """Protect the aligned face; a defence error becomes a message, never a traceback."""
-    x = faces.chips_to_tensor(face.chip150)
+    """The protected face: computed now for closed-form defences; for optimising ones, the
+    result the Protect page's job left in this session (or a message saying to run it)."""
+    if d.optimising:
+        done = st.session_state.setdefault("protections", {})
+        found = done.get(signature(face, d, params, seed))
+        if found is None:
+            st.info(f"{d.name} optimises each face: run it on the Protect page first (it runs "
+                    "as a job with progress); its result is then used here.")
+        return found
     try:
-        protected = d.protect(x, params, torch.Generator().manual_seed(seed))
+        return run_protection(face, d, params, seed)
     except (ValueError, RuntimeError) as exc:
         st.error(f"{d.name} could not protect this face: {exc}")
         return None
-    return Protection(d, params, seed, x, protected)

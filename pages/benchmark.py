@@ -15,9 +15,10 @@ OLIVETTI = Path(__file__).resolve().parents[2] / "shared" / "data" / "olivetti" 
 
 st.title("Benchmark")
 st.caption("Each defence runs with its default parameters (tune them on the Protect page; the "
-           "CLI's `facepriv audit --spec` takes any parameters).")
+           "CLI's `facepriv audit --spec` takes any parameters). Optimising defences take "
+           "seconds per face.")
 
-names = [n for n in defences.names() if not defences.get(n).optimising]
+names = defences.names()
 chosen = st.multiselect("Defences", names, key="bench_defences",
                         default=[n for n in ("none", "noise", "blur", "pixelate") if n in names])
 chosen_attacks = st.multiselect("Attacks", attacks.names(), key="bench_attacks",

@@ -33,16 +33,18 @@ fields = numeric_fields(d.Params)
 if not fields:
     st.info(f"{d.name} has no numeric parameter to sweep.")
     st.stop()
-probe = protect_face(face, d, params, seed)
-if probe is None:
+probe = None if d.optimising else protect_face(face, d, params, seed)
+if probe is None and not d.optimising:
     st.stop()
 
 with right:
     param = st.selectbox("Parameter to sweep", list(fields), key="sweep_param")
     values_text = st.text_input("Values (comma-separated)", key=f"sweep_values.{d.name}.{param}",
                                 value=",".join(map(str, fields[param])))
+    # An optimising defence is not run here just to list attacks: its declared wire decides.
     usable = [n for n in attacks.names()
-              if attacks.get(n).applicable(probe.protected, d) is None]
+              if (d.wire_kind in attacks.get(n).applies_to if probe is None
+                  else attacks.get(n).applicable(probe.protected, d) is None)]
     chosen = st.multiselect("Attacks", usable, default=[n for n in ("identity",) if n in usable],
                             key="sweep_attacks")
     source = st.radio("Faces", ["Current face", "Dataset sample"], horizontal=True,

@@ -1,15 +1,18 @@
 """Protect page: pick a defence and its parameters, see the original, the protected output and
-what the server receives, with instant utility and image metrics."""
+what the server receives, with instant utility and image metrics. Optimising defences run as
+a job with progress and cancel."""
 
 from __future__ import annotations
 
 import streamlit as st
 import torch
 
-from app.defence_input import pick_defence, protect_face
+from app.defence_input import Protection, protect_face, run_protection, signature
+from app.defence_input import pick_defence as pick
 from app.face_input import pick_face
 from app.state import recogniser
 from facepriv_core import faces, metrics
+from facepriv_core.jobs import FINISHED, JobHandle, JobStatus, default_runner
 
 st.title("Protect")
 _, face = pick_face()
@@ -18,18 +21,18 @@ if face is None:
 
 left, right = st.columns([1, 3])
 with left:
-    choice = pick_defence()
+    choice = pick()
 if choice is None:
     st.stop()
-run = protect_face(face, *choice)
-if run is None:
-    st.stop()
-protected = run.protected
-rec = recogniser()
-with torch.no_grad():
-    utility = float(metrics.cosine(protected.utility_embedding(rec), rec.embed(run.original))[0])
+d, params, seed = choice
 
-with right:
+
+def show(run: Protection) -> None:
+    protected = run.protected
+    rec = recogniser()
+    with torch.no_grad():
+        utility = float(metrics.cosine(protected.utility_embedding(rec),
+                                       rec.embed(run.original))[0])
     cols = st.columns(3)
     cols[0].image(face.chip150, caption="original (aligned)", width="stretch")
     if protected.image is not None:
@@ -56,3 +59,44 @@ with right:
     else:
         st.caption(f"Secret key: {protected.key.nbytes:,} bytes, kept on the client "
                    "(never shown, logged or exported unless you ask).")
+
+
+if not d.optimising:
+    run = protect_face(face, d, params, seed)
+    if run is not None:
+        with right:
+            show(run)
+    st.stop()
+
+sig = signature(face, d, params, seed)
+done: dict[str, Protection] = st.session_state.setdefault("protections", {})
+jobs: dict[str, JobHandle] = st.session_state.setdefault("protect_jobs", {})
+with right:
+    if sig not in done and st.button(f"Protect with {d.name} (runs as a job)", type="primary"):
+        jobs[sig] = default_runner().submit(
+            lambda ctx, a=(face, d, params, seed): run_protection(
+                *a, progress=lambda s, t: ctx.report(s, t), cancel=ctx.cancelled),
+            name=f"protect {d.name}")
+
+
+@st.fragment(run_every=1.0)
+def live() -> None:
+    handle = jobs.get(sig)
+    if sig in done:
+        show(done[sig])
+    elif handle is not None and handle.status not in FINISHED:
+        step = handle.latest.step if handle.latest else 0
+        st.progress(handle.fraction, text=f"{d.name}: step {step}, {handle.elapsed:.0f} s")
+        if st.button("Cancel", key=f"cancel_protect.{handle.id}"):
+            handle.cancel()
+    elif handle is not None and handle.status == JobStatus.DONE:
+        done[sig] = handle.result
+        show(handle.result)
+    elif handle is not None and handle.status == JobStatus.FAILED:
+        st.error(f"{d.name} failed: {handle.error}")
+    elif handle is not None:
+        st.warning(f"{d.name} was cancelled.")
+
+
+with right:
+    live()
