@@ -28,6 +28,23 @@ def cmd_ppfr_fd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_san(args: argparse.Namespace) -> int:
+    from facepriv_core.train import train_san_autoencoder
+
+    bar = terminal_progress("training SAN autoencoder")
+    ckpt = train_san_autoencoder(
+        args.data, args.out, epochs=args.epochs, max_images=args.max_images,
+        val_images=args.val_images, batch_size=args.batch_size, lr=args.lr,
+        pixel_weight=args.pixel_weight, gender_weight=args.gender_weight,
+        matcher_weight=args.matcher_weight, width=args.width, device=args.device,
+        seed=args.seed, progress=lambda step, total, loss: bar(step, total),
+    )
+    summary = {k: v for k, v in ckpt.items()
+               if k not in ("state_dict", "config", "prototypes", "val_keys")}
+    print(json.dumps({**summary, "out": args.out}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m facepriv_core.train",
                                 description="Train the service-side model of a defence.")
@@ -56,6 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     facemix = sub.add_parser("facemix", help="dlib server part fine-tuned with mixing in the loop")
     facemix_server.build_parser(facemix)
     facemix.set_defaults(func=facemix_server.run)
+
+    san = sub.add_parser("san", help="SAN autoencoder: gender-prototype perturbation (ICB 2018)")
+    san.add_argument("--data", required=True,
+                     help="dataset spec, e.g. sfhq:PATH (weak gender labels from its manifest; "
+                          "Cydral's prediction where a face has none)")
+    san.add_argument("--out", required=True, help="checkpoint path (.pt)")
+    san.add_argument("--epochs", type=int, default=5)
+    san.add_argument("--max-images", type=int, default=None)
+    san.add_argument("--val-images", type=int, default=40)
+    san.add_argument("--batch-size", type=int, default=16)
+    san.add_argument("--lr", type=float, default=3e-3)
+    san.add_argument("--pixel-weight", type=float, default=1000.0)
+    san.add_argument("--gender-weight", type=float, default=1.0)
+    san.add_argument("--matcher-weight", type=float, default=1.0)
+    san.add_argument("--width", type=int, default=32, help="channels of the autoencoder")
+    san.add_argument("--device", default=None, help="cpu, cuda, ... (default: best present)")
+    san.add_argument("--seed", type=int, default=0)
+    san.set_defaults(func=cmd_san)
     return p
 
 
