@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=3, help="probe photos per person")
     ap.add_argument("--preset", choices=("demo", "paper"), default="demo")
     ap.add_argument("--steps", type=int, default=None, help="override the preset's steps")
+    ap.add_argument("--stage", default=None,
+                    help="last dlib-resnet stage of E_c (default: the preset's, level4.0)")
     ap.add_argument("--native", action="store_true",
                     help="also score with dlib-native (the same network as dlib-resnet)")
     ap.add_argument("--device", default="auto")
@@ -56,6 +58,8 @@ def main() -> None:
     params = pmt.paper_params() if args.preset == "paper" else pmt.Params()
     if args.steps:
         params = params.model_copy(update={"steps": args.steps})
+    if args.stage:
+        params = params.model_copy(update={"stage": args.stage})
     start = time.perf_counter()
     protected = pmt.protect(x.to(device), params, torch.Generator(device=device).manual_seed(0))
     seconds = time.perf_counter() - start

@@ -114,6 +114,23 @@ def test_mr_pmt(faces: torch.Tensor) -> None:
                   torch.Generator().manual_seed(0))
 
 
+def test_mr_pmt_with_a_second_architecture(faces: torch.Tensor) -> None:
+    """Eq. 8 with dlib-resnet and mobileface (an npm model): the second authorised model keeps
+    recognising the face better than when PMT is authorised on dlib-resnet alone."""
+    if models.status("mobileface").reason:
+        pytest.skip(models.status("mobileface").reason)
+    x = faces[:2]
+    both = protect("mr_pmt", x, steps=40, models=("dlib-resnet", "mobileface")).metrics
+    single = defences.get("mr_pmt")
+    alone = single.protect(x, single.params(steps=40), torch.Generator().manual_seed(0)).image
+    net = models.get("mobileface")
+    with torch.no_grad():
+        cos_alone = float(torch.nn.functional.cosine_similarity(net.embed(alone),
+                                                                net.embed(x)).mean())
+    assert both["authorised_cosine@mobileface"] > cos_alone + 0.1
+    assert both["authorised_cosine"] > 0.9
+
+
 def test_params_and_paper_preset() -> None:
     from facepriv_core.defences.pmt import MrPmt, Pmt
 

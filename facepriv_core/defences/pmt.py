@@ -194,6 +194,14 @@ def extractor(name: str, stage: str, aggregate: bool, device: torch.device) -> L
     return lambda x: [client(x)]
 
 
+def _model_cosine(name: str, a: torch.Tensor, b: torch.Tensor, device: torch.device) -> float:
+    """Mean cosine between recogniser `name`'s embeddings of a and b (MR-PMT's other models)."""
+    from facepriv_core import models
+
+    net = models.get(name, device)
+    return float(F.cosine_similarity(net.embed(a), net.embed(b), dim=1).mean())
+
+
 def obfuscate(x: torch.Tensor, start: torch.Tensor, extractors: list[Layers], p: PmtParams,
               gen: torch.Generator, progress: Progress | None = None,
               cancel: Cancel | None = None) -> torch.Tensor:
@@ -293,7 +301,9 @@ class Pmt(Defence):
         def diagnostics() -> dict[str, float]:
             with torch.no_grad():
                 cos = F.cosine_similarity(authorised(), server(clean), dim=1)
-            return {
+                others = {f"authorised_cosine@{n}": _model_cosine(n, img, x, self.device)
+                          for n in names if n != "dlib-resnet"}
+            return {**others,
                 "feature_distance": float(final.mean()),
                 "feature_distance_max": float(final.max()),
                 "initial_feature_distance": float(initial.mean()),
