@@ -1,7 +1,7 @@
 """Race heads against SFHQ's ethnicity weak labels, per class.
 
 SFHQ's ethnicity labels are the prompts its grids were searched with (weak labels), mapped to
-UTKFace's classes as `human_models.RACE_LABEL_OF_SFHQ` says. Chance is 1/5 per face.
+UTKFace's classes as `human_specs.RACE_LABEL_OF_SFHQ` says. Chance is 1/5 per face.
 
     python bench/race_agreement.py [--model gear-race] [--all-grids]
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from facepriv_core import faces, models
-from facepriv_core.models.human_models import RACE_LABEL_OF_SFHQ
+from facepriv_core.models.human_specs import RACE_LABEL_OF_SFHQ
 
 SFHQ = Path(__file__).resolve().parents[2] / "shared" / "data" / "sfhq"
 

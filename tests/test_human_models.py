@@ -8,11 +8,12 @@ import torch
 
 from facepriv_core import models
 from facepriv_core.faces import chips_to_tensor
-from facepriv_core.models import human_models
-from facepriv_core.models.human_models import RACE_LABEL_OF_SFHQ
+from facepriv_core.models import human_specs
+from facepriv_core.models.human_specs import RACE_LABEL_OF_SFHQ
 
-RECOGNISERS = [n for n, s in human_models.SPECS.items() if s.task == "recognition"]
-ATTRIBUTES = [n for n, s in human_models.SPECS.items() if s.task != "recognition"]
+RECOGNISERS = [n for n, s in human_specs.SPECS.items() if s.task == "recognition"]
+ATTRIBUTES = [n for n, s in human_specs.SPECS.items() if s.task != "recognition"]
+
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -23,7 +24,7 @@ def _fetched() -> None:
 
 
 def test_every_entry_is_registered_with_a_card() -> None:
-    for name in human_models.SPECS:
+    for name in human_specs.SPECS:
         entry = models.entry(name)
         assert entry.card.is_file(), f"{name}: no model card at {entry.card}"
         assert "human-models" in entry.source

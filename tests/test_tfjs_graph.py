@@ -19,7 +19,7 @@ from facepriv_core.models.tfjs_graph import (
 )
 from facepriv_core.models.tfjs_numpy import run_reference
 
-# Every graph the zoo registers (human_models.SPECS uses these files).
+# Every graph the zoo registers (human_specs.SPECS uses these files).
 GRAPHS = ["faceres", "faceres-deep", "mobileface", "mobilefacenet", "gear", "age",
           "gender-ssrnet-imdb", "gender", "emotion"]
 

