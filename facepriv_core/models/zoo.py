@@ -114,12 +114,16 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def get(name: str, device: str | torch.device | None = "cpu") -> Any:
-    """The loaded model `name` on `device`, loaded once and cached."""
+    """The loaded model `name` on `device`, loaded once and cached. Availability is checked
+    before loading only: a loaded model is in memory, and some checks read files."""
+    dev = resolve_device(device)
+    key = (name, str(dev))
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
     st = status(name)
     if not st.available:
         raise ModelUnavailableError(f"model '{name}' is unavailable: {st.reason}")
-    dev = resolve_device(device)
-    key = (name, str(dev))
     with _LOCK:
         if key not in _CACHE:
             module_name, func_name = _REGISTRY[name].loader.split(":")
