@@ -14,39 +14,23 @@ uniform noise from a fixed seed.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
 import torch
+from bench_data import sfhq_chips
 
-from facepriv_core import attacks, defences, faces, models
+from facepriv_core import attacks, defences, models
 from facepriv_core.attacks import AttackCase, ProgressEvent
 
 BATCH = 16
-DATA = Path(os.environ.get("FACEPRIV_TEST_DATA", Path(__file__).resolve().parents[2] /
-                           "shared" / "data"))
 
 
 def bench_chips(n: int = BATCH) -> tuple[torch.Tensor, str]:
     """n chips (N, 3, 150, 150): single-face SFHQ crops where present, else seeded noise."""
-    manifest = DATA / "sfhq" / "manifest.csv"
-    chips: list[np.ndarray] = []
-    if manifest.is_file():
-        with open(manifest, newline="") as f:
-            names = sorted(row["file"] for row in csv.DictReader(f))
-        for name in names:
-            try:
-                face = faces.detect_and_align(faces.load_image(manifest.parent / name))
-            except faces.InputError:
-                continue
-            if not face.others:
-                chips.append(face.chip150)
-            if len(chips) == n:
-                return faces.chips_to_tensor(np.stack(chips)), f"{n} SFHQ faces"
+    chips = sfhq_chips(n)
+    if chips is not None:
+        return chips, f"{n} SFHQ faces"
     gen = torch.Generator().manual_seed(0)
     return torch.rand(n, 3, 150, 150, generator=gen), f"{n} noise chips (seed 0)"
 

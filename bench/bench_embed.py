@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
+from bench_data import DATA
 from skimage import data, io
 
 from facepriv_core.faces.types import chips_to_tensor
@@ -26,8 +25,6 @@ from facepriv_core.models.dlib_native import DlibNative
 from facepriv_core.models.dlib_resnet import load_dlib_resnet
 
 BATCH = 32
-DATA = Path(os.environ.get("FACEPRIV_TEST_DATA", Path(__file__).resolve().parents[2] /
-                           "shared" / "data"))
 
 
 def bench_chips(native: DlibNative, n: int = BATCH) -> tuple[np.ndarray, str]:

@@ -10,36 +10,13 @@ cost does not depend on the content). One timed run each: optimising defences ar
 from __future__ import annotations
 
 import argparse
-import csv
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
+from bench_data import sfhq_chips
 
-from facepriv_core import defences, faces, models
+from facepriv_core import defences, models
 from facepriv_core.defences.pmt import Pmt
-
-SFHQ = Path(__file__).resolve().parents[2] / "shared" / "data" / "sfhq"
-
-
-def sfhq_chips(n: int) -> torch.Tensor | None:
-    """The first n sorted SFHQ crops with exactly one face, aligned; None without the sample."""
-    if not (SFHQ / "manifest.csv").is_file():
-        return None
-    with open(SFHQ / "manifest.csv", newline="") as f:
-        files = sorted(r["file"] for r in csv.DictReader(f))
-    chips = []
-    for file in files:
-        try:
-            face = faces.detect_and_align(faces.load_image(SFHQ / file))
-        except faces.InputError:
-            continue
-        if not face.others:
-            chips.append(face.chip150)
-        if len(chips) == n:
-            return faces.chips_to_tensor(np.stack(chips))
-    return None
 
 
 def seconds_per_face(params: object, x: torch.Tensor) -> float:

@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 import torch
-from bench_pmt import sfhq_chips
+from bench_data import sfhq_chips
 
 from facepriv_core import defences, metrics, models
 from facepriv_core.faces import tensor_to_chips

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from bench_data import OLIVETTI
 
 from facepriv_core import datasets, defences, metrics, models
 from facepriv_core.faces import chips_to_tensor
-from facepriv_core.verification import embed_chips
-
-OLIVETTI = Path(__file__).resolve().parents[2] / "shared" / "data" / "olivetti"
+from facepriv_core.verification import cosine, embed_chips
 
 
 def olivetti_split(people: int, probes: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray,
@@ -78,8 +76,7 @@ def main() -> None:
             prot = model.embed(obfuscated.to(device)).float().cpu().numpy()
         acc_clean = np.nanmean(metrics.rank1_hits(clean, g, probe_ids, gallery_ids))
         acc_pmt = np.nanmean(metrics.rank1_hits(prot, g, probe_ids, gallery_ids))
-        cos = np.mean(np.sum(clean * prot, 1) / (np.linalg.norm(clean, axis=1)
-                                                  * np.linalg.norm(prot, axis=1)))
+        cos = np.mean(cosine(clean, prot))
         role = "authorised" if name == "dlib-resnet" else "unauthorised"
         print(f"{name:<16}{role:<14}{acc_clean:>13.3f}{acc_pmt:>12.3f}{cos:>12.3f}")
 

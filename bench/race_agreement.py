@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
-from pathlib import Path
 
 import numpy as np
 import torch
+from bench_data import SFHQ
 
 from facepriv_core import faces, models
 from facepriv_core.models.human_specs import RACE_LABEL_OF_SFHQ
-
-SFHQ = Path(__file__).resolve().parents[2] / "shared" / "data" / "sfhq"
 
 
 def main() -> None:

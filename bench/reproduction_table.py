@@ -14,18 +14,16 @@ to ../shared/data (or $FACEPRIV_TEST_DATA). docs/reproduction.md is this script'
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_data import DATA
 
 from facepriv_core import audit, metrics
 from facepriv_core.attacks.identity import AUTHORISED, DEFAULT_THRESHOLDS
 
-DATA = Path(os.environ.get("FACEPRIV_TEST_DATA", Path(__file__).resolve().parents[2] /
-                           "shared" / "data"))
 #: (defence, params, family) in the FaceMix tables' order, weakest first within a family.
 SETTINGS: list[tuple[str, dict[str, Any], str]] = [
     ("none", {}, "none"),

@@ -7,12 +7,15 @@ the same functions (fewer SFHQ faces and steps) and asserts the directions.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "reproduction_table", Path(__file__).resolve().parents[1] / "bench" / "reproduction_table.py")
+_BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(_BENCH))  # the script imports bench_data, as it does when run
+_SPEC = importlib.util.spec_from_file_location("reproduction_table",
+                                               _BENCH / "reproduction_table.py")
 assert _SPEC is not None and _SPEC.loader is not None
 rt = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(rt)

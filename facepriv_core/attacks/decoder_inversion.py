@@ -150,8 +150,26 @@ def cache_dir() -> Path:
     return Path(root) / "decoders" if root else Path.home() / ".cache" / "facepriv" / "decoders"
 
 
-def _digest(obj: Any) -> str:
+def config_digest(obj: Any) -> str:
+    """Short stable hash of a JSON-able configuration: the name of its cached files."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_cached_decoder(path: Path, width: int, device: torch.device
+                        ) -> tuple[WireDecoder, dict[str, Any]]:
+    """A decoder saved by `save_decoder`, in eval mode, and its training info."""
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    decoder = WireDecoder(tuple(ckpt["wire_shape"]), width).to(device)
+    decoder.load_state_dict(ckpt["state"])
+    decoder.eval()
+    return decoder, ckpt["info"]
+
+
+def save_decoder(path: Path, decoder: WireDecoder, info: dict[str, Any],
+                 config: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state": decoder.state_dict(), "wire_shape": list(decoder.wire_shape),
+                "info": info, "config": config}, path)
 
 
 def load_aux(spec: str, limit: int, seed: int = 0, use_cache: bool = True
@@ -165,7 +183,7 @@ def load_aux(spec: str, limit: int, seed: int = 0, use_cache: bool = True
     if not spec:
         raise ValueError("decoder_inversion needs auxiliary faces of other people: set `aux` to "
                          "a dataset spec such as sfhq:/path/to/sfhq or folder:/path/to/faces")
-    path = cache_dir() / f"aux-{_digest([spec, limit, seed])}.npz"
+    path = cache_dir() / f"aux-{config_digest([spec, limit, seed])}.npz"
     if use_cache and path.is_file():
         with np.load(path) as f:
             return f["chips"], [str(k) for k in f["keys"]], f["embeddings"]
@@ -308,23 +326,18 @@ class DecoderInversion(Attack):
                   "decoder": params.model_dump(mode="json", exclude={"device", "use_cache"}),
                   "seed": case.seed, "excluded": sorted(k for k, d in zip(keys, drop,
                                                                           strict=True) if d)}
-        path = cache_dir() / f"decoder-{case.defence.name}-{_digest(config)}.pt"
+        path = cache_dir() / f"decoder-{case.defence.name}-{config_digest(config)}.pt"
         dev = models.resolve_device(params.device)
         if params.use_cache and path.is_file():
-            ckpt = torch.load(path, map_location=dev, weights_only=True)
-            decoder = WireDecoder(tuple(ckpt["wire_shape"]), params.width).to(dev)
-            decoder.load_state_dict(ckpt["state"])
-            decoder.eval()
-            info = {**ckpt["info"], "cached": True}
+            decoder, info = load_cached_decoder(path, params.width, dev)
+            info = {**info, "cached": True}
         else:
             decoder, info = train_decoder(case.defence, case.defence_params, chips[~drop],
                                           params, seed=case.seed, preview_wire=wire[:1],
                                           progress=progress, cancel=cancel)
             info["cached"] = False
             if params.use_cache:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save({"state": decoder.state_dict(), "wire_shape": list(decoder.wire_shape),
-                            "info": info, "config": config}, path)
+                save_decoder(path, decoder, info, config)
         with torch.no_grad():
             recon = torch.cat([decoder(wire[i:i + 64].to(dev)) for i in range(0, n, 64)]).cpu()
         if progress:

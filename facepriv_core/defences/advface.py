@@ -51,9 +51,11 @@ from facepriv_core.attacks.decoder_inversion import (
     ARCHITECTURE,
     DecoderParams,
     WireDecoder,
-    _digest,
     cache_dir,
+    config_digest,
     load_aux,
+    load_cached_decoder,
+    save_decoder,
     train_decoder,
 )
 from facepriv_core.defences import get as get_defence
@@ -127,13 +129,10 @@ def shadow_decoder(params: AdvFaceParams, device: torch.device,
               "defence_params": split_params.model_dump(mode="json"),
               "decoder": dparams.model_dump(mode="json", exclude={"device", "use_cache"}),
               "seed": params.decoder_seed}
-    path = cache_dir() / f"shadow-advface-{_digest(config)}.pt"
+    path = cache_dir() / f"shadow-advface-{config_digest(config)}.pt"
     if path.is_file():
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-        decoder = WireDecoder(tuple(ckpt["wire_shape"]), params.decoder_width).to(device)
-        decoder.load_state_dict(ckpt["state"])
-        decoder.eval()
-        return decoder, {**ckpt["info"], "cached": True}
+        decoder, info = load_cached_decoder(path, params.decoder_width, device)
+        return decoder, {**info, "cached": True}
     chips, _, _ = load_aux(params.aux, params.aux_limit, params.decoder_seed)
 
     def report(event: ProgressEvent) -> None:
@@ -145,9 +144,7 @@ def shadow_decoder(params: AdvFaceParams, device: torch.device,
                                       seed=params.decoder_seed, progress=report, cancel=cancel)
     except AttackCancelled as e:
         raise ProtectionCancelled("advface cancelled while training its shadow decoder") from e
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state": decoder.state_dict(), "wire_shape": list(decoder.wire_shape),
-                "info": info, "config": config}, path)
+    save_decoder(path, decoder, info, config)
     return decoder, {**info, "cached": False}
 
 

@@ -47,7 +47,7 @@ from facepriv_core.defences.base import (
     image_preview,
     tile_channels,
 )
-from facepriv_core.defences.baselines import quantise
+from facepriv_core.defences.baselines import gaussian_blur, gaussian_kernel1d, quantise
 from facepriv_core.models.dlib_resnet import DEFAULT_SPLIT
 
 PMT_PAPER = Paper(
@@ -101,28 +101,15 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1).clamp_min(1e-12)
 
 
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with reflected borders."""
-    r = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = (k / k.sum()).repeat(x.shape[1], 1, 1, 1)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(-1, 1, 1, 2 * r + 1),
-                 groups=x.shape[1])
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(-1, 1, 2 * r + 1, 1),
-                    groups=x.shape[1])
-
-
 def ti_kernel(kind: str, size: int) -> torch.Tensor:
     """(size, size) kernel summing to 1: a linear (triangle) or Gaussian profile, as in TI.
 
     The Gaussian's std is radius / sqrt(3), the choice of Dong et al.'s TI implementation."""
     r = size // 2
-    t = torch.arange(-r, r + 1, dtype=torch.float32)
     if kind == "linear":
-        p = 1 - t.abs() / (r + 1)
+        p = 1 - torch.arange(-r, r + 1, dtype=torch.float32).abs() / (r + 1)
     else:
-        p = torch.exp(-0.5 * (t / (r / math.sqrt(3))) ** 2)
+        p = gaussian_kernel1d(size, r / math.sqrt(3), torch.device("cpu"))
     k = torch.outer(p, p)
     return k / k.sum()
 
@@ -156,7 +143,7 @@ def _initial(x: torch.Tensor, p: PmtParams, gen: torch.Generator) -> torch.Tenso
     if p.init == "gaussian":
         z = 0.5 + p.init_sigma * _rand(gen, *x.shape, device=x.device, normal=True)
     elif p.init == "blur":
-        z = _blur(x, p.blur_sigma)
+        z = gaussian_blur(x, 2 * math.ceil(3 * p.blur_sigma) + 1, p.blur_sigma)
     elif n > 1:  # substitution by another face of the batch: a random cyclic shift
         offset = int(torch.randint(1, n, (1,), generator=gen, device=gen.device))
         z = x.roll(offset, dims=0)
@@ -303,7 +290,8 @@ class Pmt(Defence):
                 cos = F.cosine_similarity(authorised(), server(clean), dim=1)
                 others = {f"authorised_cosine@{n}": _model_cosine(n, img, x, self.device)
                           for n in names if n != "dlib-resnet"}
-            return {**others,
+            return {
+                **others,
                 "feature_distance": float(final.mean()),
                 "feature_distance_max": float(final.max()),
                 "initial_feature_distance": float(initial.mean()),

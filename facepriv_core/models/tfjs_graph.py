@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = ("Relu", "Relu6", "Elu", "Sigmoid", "Tanh", "LeakyRelu", "Prelu")
 ELEMENTWISE = ("Add", "AddV2", "BiasAdd", "Sub", "Mul", "RealDiv", "Maximum", "Minimum")
 UNARY = ("Abs", "Square", "Sqrt", "Rsqrt", "Neg", "Exp", "Relu", "Relu6", "Elu", "Sigmoid",
          "Tanh", "Softmax", "Identity")
@@ -246,16 +245,9 @@ def _pad_for(node: Node, x: torch.Tensor, kernel: tuple[int, int], stride: tuple
 
 
 def _activation(name: str, x: torch.Tensor, node: Node, arg: torch.Tensor | None) -> torch.Tensor:
-    if name == "Relu":
-        return F.relu(x)
-    if name == "Relu6":
-        return x.clamp(0, 6)
-    if name == "Elu":
-        return F.elu(x)
-    if name == "Sigmoid":
-        return torch.sigmoid(x)
-    if name == "Tanh":
-        return torch.tanh(x)
+    """An activation, standalone or fused: the unary ones, LeakyRelu, or Prelu with `arg`."""
+    if name in _FUSABLE_UNARY:
+        return _UNARY_TORCH[name](x)
     if name == "LeakyRelu":
         slope = node.attrs.get("leakyrelu_alpha", node.attrs.get("alpha", 0.2))
         return F.leaky_relu(x, float(slope))
@@ -419,10 +411,8 @@ class TfjsGraphModule(nn.Module):
             return torch.minimum(*_as_tensors(args))
         if op in _UNARY_TORCH:
             return _UNARY_TORCH[op](args[0])
-        if op == "LeakyRelu":
-            return F.leaky_relu(args[0], float(a.get("alpha", 0.2)))
-        if op == "Prelu":
-            return torch.where(args[0] >= 0, args[0], args[0] * args[1])
+        if op in ("LeakyRelu", "Prelu"):
+            return _activation(op, args[0], node, args[1] if len(args) > 1 else None)
         if op == "Softmax":
             return torch.softmax(args[0], dim=-1)
         if op in ("Sum", "Mean", "Max"):
@@ -472,6 +462,8 @@ _UNARY_TORCH: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "Neg": torch.neg, "Exp": torch.exp, "Relu": F.relu, "Relu6": lambda x: x.clamp(0, 6),
     "Elu": F.elu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Identity": lambda x: x,
 }
+#: Unary ops that TF.js also fuses into convolutions and matmuls.
+_FUSABLE_UNARY = ("Relu", "Relu6", "Elu", "Sigmoid", "Tanh")
 
 
 def load_graph_module(model_json: str | Path, device: str | torch.device = "cpu"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +33,8 @@ from facepriv_core.defences.facemix import (
     unmix,
 )
 from facepriv_core.models.dlib_resnet import DEFAULT_SPLIT
+from facepriv_core.train.control import Cancel, TrainProgress, cancelled
 
-TrainProgress = Callable[[int, int, float], None]
-Cancel = Callable[[], bool] | threading.Event
 _CHUNK = 32
 
 
@@ -67,12 +65,6 @@ def _chips(data: str | np.ndarray, progress: Callable[[int, int], None] | None) 
 def _batched(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([module(x[i:i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
-
-
-def _cancelled(cancel: Cancel | None) -> bool:
-    if cancel is None:
-        return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else cancel()
 
 
 def decryption_cosine(server: nn.Module, feats: torch.Tensor, clean: torch.Tensor,
@@ -145,7 +137,7 @@ def train_facemix_server(
     batch = group_size * groups_per_step
     done = 0
     for step in range(1, steps + 1):
-        if _cancelled(cancel):
+        if cancelled(cancel):
             break
         idx = torch.randperm(len(f_train), generator=gen)[:batch].to(dev)
         a = mixing_matrices(groups_per_step, group_size, coefficients, cond_max, gen)

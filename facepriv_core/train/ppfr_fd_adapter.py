@@ -14,9 +14,7 @@ with a fresh Shuffle2 every step, exactly as the server would receive them.
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from facepriv_core.defences.ppfr_fd import (
     to_grey112,
     wire_channels,
 )
+from facepriv_core.train.control import Cancel, TrainProgress, cancelled
 
 #: The adapter replaces dlib-resnet's stem and level4 blocks and outputs level4.2's features.
 DEFAULT_STAGE = "level4.2"
@@ -41,9 +40,6 @@ CHECKPOINT_KIND = "ppfr_fd_adapter"
 #: Defence params the adapter depends on (shape and content of the wire); the seed is secret
 #: and never stored, only the key's fingerprint.
 WIRE_PARAMS = ("channels", "selection", "drop_dc", "mix")
-
-TrainProgress = Callable[[int, int, float], None]
-Cancel = threading.Event | Callable[[], bool]
 
 
 def stage_shape(stage: str) -> tuple[int, int, int]:
@@ -125,12 +121,6 @@ def check_compatible(info: dict[str, Any], params: PPFRParams) -> None:
     if info["defence_params"] != want:
         raise ValueError(f"the adapter was trained for PPFR-FD params {info['defence_params']}, "
                          f"not {want}")
-
-
-def _cancelled(cancel: Cancel | None) -> bool:
-    if cancel is None:
-        return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
 
 
 def _chips(data: Any) -> tuple[np.ndarray, str]:
@@ -224,7 +214,7 @@ def train_ppfr_fd_adapter(
                                                 pct_start=0.1)
     gen = torch.Generator(device=dev).manual_seed(seed)
     perm_rng = np.random.default_rng(seed + 1)
-    step, cancelled, started = 0, False, time.monotonic()
+    step, stopped, started = 0, False, time.monotonic()
     for _ in range(epochs):
         for idx in np.array_split(perm_rng.permutation(len(train)), steps_per_epoch):
             x = chips_to_tensor(train[idx], dev)
@@ -244,10 +234,10 @@ def train_ppfr_fd_adapter(
             step += 1
             if progress:
                 progress(step, total, loss.item())
-            if _cancelled(cancel):
-                cancelled = True
+            if cancelled(cancel):
+                stopped = True
                 break
-        if cancelled:
+        if stopped:
             break
 
     train_after = evaluate(adapter, server, train, train_targets, params, key, dev)
@@ -265,7 +255,7 @@ def train_ppfr_fd_adapter(
         "val_images": len(val),
         "epochs": epochs,
         "steps": step,
-        "cancelled": cancelled,
+        "cancelled": stopped,
         "train_cosine": train_after["cosine"],
         "val_cosine": after["cosine"],
         "val_top1": after["top1"],

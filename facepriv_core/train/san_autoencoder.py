@@ -13,9 +13,7 @@ prediction on the original, which is also what the defence uses at protection ti
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +29,10 @@ from facepriv_core.defences.san import (
     matcher_loss,
     prototype_for,
 )
+from facepriv_core.train.control import Cancel, TrainProgress, cancelled
 
 GENDERS = ("female", "male")  # Cydral's column order
 INIT_SEED = 0
-
-TrainProgress = Callable[[int, int, float], None]
-Cancel = threading.Event | Callable[[], bool]
-
-
-def _cancelled(cancel: Cancel | None) -> bool:
-    if cancel is None:
-        return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
 
 
 def labelled_chips(data: Any, max_images: int | None = None, seed: int = 0
@@ -150,7 +140,7 @@ def train_san_autoencoder(
     total = epochs * steps_per_epoch
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     perm_rng = np.random.default_rng(seed + 1)
-    step, cancelled, started = 0, False, time.monotonic()
+    step, stopped, started = 0, False, time.monotonic()
     net.train()
     for _ in range(epochs):
         for idx in np.array_split(perm_rng.permutation(len(train)), steps_per_epoch):
@@ -169,10 +159,10 @@ def train_san_autoencoder(
             step += 1
             if progress:
                 progress(step, total, loss.item())
-            if _cancelled(cancel):
-                cancelled = True
+            if cancelled(cancel):
+                stopped = True
                 break
-        if cancelled:
+        if stopped:
             break
 
     after = evaluate(net.eval(), prototypes, val, gender, recognizer, dev)
@@ -191,7 +181,7 @@ def train_san_autoencoder(
         "val_keys": [keys[i] for i in val_idx],
         "epochs": epochs,
         "steps": step,
-        "cancelled": cancelled,
+        "cancelled": stopped,
         "weights": [pixel_weight, gender_weight, matcher_weight],
         **{f"val_{k}": v for k, v in after.items()},
         **{f"val_{k}_untrained": v for k, v in before.items()},
