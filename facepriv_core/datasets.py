@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from facepriv_core.errors import FacePrivError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".pgm")
 
 
-class DatasetError(ValueError):
+class DatasetError(FacePrivError, ValueError):
     """A dataset cannot be read; the message says what is wrong and how to fix it."""
 
 

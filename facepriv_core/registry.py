@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from facepriv_core.errors import UnknownNameError
+
 T = TypeVar("T")
 
 
@@ -54,5 +56,5 @@ class Registry(Generic[T]):
             cls = self._classes[name]
         except KeyError:
             known = ", ".join(self._classes)
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
         return cls(device)

@@ -27,7 +27,7 @@ from facepriv_core.models.cydral import (
     load_cydral_gender,
 )
 from facepriv_core.models.fer_emotion import LABELS, EmotionModel, load_fer_emotion
-from facepriv_core.models.onnx_torch import OnnxGraphModule, UnsupportedOnnxError
+from facepriv_core.models.formats.onnx_torch import OnnxGraphModule, UnsupportedOnnxError
 from facepriv_core.models.weights import package_file
 
 GENDER_GRIDS = {"variability_age_X_ethnicity_1": "female",  # asian female

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from facepriv_core.models.tfjs_graph import (
+from facepriv_core.models.formats.tfjs_graph import (
     TfjsGraphError,
     TfjsGraphModule,
     UnsupportedTfjsOpError,
     read_graph,
     same_padding,
 )
-from facepriv_core.models.tfjs_numpy import run_reference
+from facepriv_core.models.formats.tfjs_numpy import run_reference
 
 # Every graph the zoo registers (human_specs.SPECS uses these files).
 GRAPHS = ["faceres", "faceres-deep", "mobileface", "mobilefacenet", "gear", "age",

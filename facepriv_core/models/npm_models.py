@@ -28,6 +28,8 @@ from typing import Any
 
 import platformdirs
 
+from facepriv_core.errors import FacePrivError
+
 ENV_CACHE = "FACEPRIV_CACHE_DIR"
 MARKER = ".facepriv-verified.json"
 NPM_TIMEOUT_S = 900
@@ -65,7 +67,7 @@ PACKAGES: dict[str, NpmPackage] = {
 }
 
 
-class NpmFetchError(RuntimeError):
+class NpmFetchError(FacePrivError, RuntimeError):
     """Fetching a pinned npm package failed; the message says why and what to do."""
 
 
@@ -89,7 +91,7 @@ class TarballRefusedError(NpmFetchError):
     """The tarball holds unsafe members (links, absolute or escaping paths) or no kept files."""
 
 
-class ModelNotFetchedError(FileNotFoundError):
+class ModelNotFetchedError(FacePrivError, FileNotFoundError):
     """A model of an npm package is not in a verified install; the message gives the command."""
 
 

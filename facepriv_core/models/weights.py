@@ -10,8 +10,10 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
+from facepriv_core.errors import FacePrivError
 
-class WeightsNotFoundError(FileNotFoundError):
+
+class WeightsNotFoundError(FacePrivError, FileNotFoundError):
     """A weight file is missing; the message says which package to install."""
 
 

@@ -16,12 +16,14 @@ from typing import Any
 
 import torch
 
+from facepriv_core.errors import FacePrivError, UnknownNameError
+
 CARDS_DIR = Path(__file__).resolve().parents[2] / "assets" / "model_cards"
 
 TASKS = ("recognition", "gender", "age", "emotion", "race", "detection")
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(FacePrivError, RuntimeError):
     """The model cannot be loaded here; the message says why and how to get it."""
 
 
@@ -80,7 +82,8 @@ def entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        known = ", ".join(sorted(_REGISTRY))
+        raise UnknownNameError(f"unknown model {name!r}; known: {known}") from None
 
 
 def status(name: str) -> ModelStatus:

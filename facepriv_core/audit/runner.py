@@ -1,4 +1,4 @@
-"""The audit engine: AuditSpec -> AuditResult, and sweeps of one parameter into a curve.
+"""The audit runner: align, protect, measure utility, attack, aggregate; and sweeps.
 
 An audit aligns the faces, protects them with the defence, measures utility the way the
 authorised service would get it, runs each attack and aggregates per-image rows with seeded
@@ -8,8 +8,6 @@ recorded beside them. No secret key ever enters the result.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import sys
 import time
@@ -19,108 +17,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel
 
 from facepriv_core import __version__
+from facepriv_core.audit.spec import AuditResult, AuditSpec, Estimate
+from facepriv_core.audit.stats import bootstrap_ci
 
 Progress = Callable[[str, int, int], None]
 Cancel = Callable[[], bool]
-
-
-class AttackSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-class AuditSpec(BaseModel):
-    """What to audit: a defence with params, attacks with params, faces, models, seed, device."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    defence: str
-    defence_params: dict[str, Any] = Field(default_factory=dict)
-    attacks: list[AttackSpec] = Field(default_factory=list)
-    images: list[str] = Field(default_factory=list, description="photo paths (detected)")
-    dataset: str | None = Field(None, description="olivetti:PATH, folder:PATH, sfhq:PATH, ...")
-    limit: int | None = Field(None, ge=1)
-    recogniser: str = "dlib-resnet"
-    seed: int = 0
-    device: str = "cpu"
-    batch_size: int = Field(32, ge=1)
-    bootstrap: int = Field(1000, ge=0)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> AuditSpec:
-        if bool(self.images) == bool(self.dataset):
-            raise ValueError("give either images or a dataset (exactly one of them)")
-        return self
-
-    def spec_hash(self) -> str:
-        """Hash of everything that determines the numbers (the device does not)."""
-        payload = self.model_dump(exclude={"device"})
-        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-class Estimate(BaseModel):
-    mean: float
-    ci_low: float
-    ci_high: float
-    n: int
-
-
-class AuditResult(BaseModel):
-    spec: AuditSpec
-    spec_hash: str
-    defence: str
-    wire_kind: str
-    wire_shape: list[int]
-    utility: dict[str, Estimate]
-    attacks: dict[str, dict[str, Estimate]]
-    threat_models: dict[str, str]
-    rows: list[dict[str, Any]]
-    failures: dict[str, str]
-    timings: dict[str, float]
-    environment: dict[str, str]
-    _images: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
-
-    @property
-    def images(self) -> dict[str, np.ndarray]:
-        """uint8 NHWC images by name ('original', 'protected', attack reconstructions); kept in
-        memory only, written to disk only when the user asks (CLI --out)."""
-        return self._images
-
-    def summary(self) -> dict[str, Any]:
-        """The compact JSON the CLI prints: spec hash, defence, attack means, timings."""
-        return {
-            "spec_hash": self.spec_hash,
-            "defence": self.defence,
-            "utility": {k: v.mean for k, v in self.utility.items()},
-            "attacks": {a: {k: v.mean for k, v in m.items()} for a, m in self.attacks.items()},
-            "timings": self.timings,
-        }
-
-    def numbers(self) -> dict[str, Any]:
-        """Everything that must repeat under the same spec (timings/environment excluded)."""
-        return self.model_dump(exclude={"timings", "environment"})
-
-
-def bootstrap_ci(values: Sequence[float], rng: np.random.Generator, resamples: int = 1000,
-                 level: float = 0.95) -> Estimate:
-    """Mean with a percentile bootstrap confidence interval (NaNs ignored)."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
-    if len(v) == 0:
-        return Estimate(mean=float("nan"), ci_low=float("nan"), ci_high=float("nan"), n=0)
-    mean = float(v.mean())
-    if resamples == 0 or len(v) == 1:
-        return Estimate(mean=mean, ci_low=mean, ci_high=mean, n=len(v))
-    idx = rng.integers(0, len(v), size=(resamples, len(v)))
-    means = v[idx].mean(axis=1)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return Estimate(mean=mean, ci_low=float(lo), ci_high=float(hi), n=len(v))
 
 
 @dataclass
@@ -321,37 +225,3 @@ def sweep(spec: AuditSpec, param: str, values: Sequence[Any], progress: Progress
         if progress:
             progress(f"sweep {param}", i + 1, len(values))
     return SweepResult(defence=spec.defence, param=param, points=points)
-
-
-TABLE_METRICS = ("match_rate", "rank1", "cosine", "ssim", "psnr", "srra", "attr_cossim",
-                 "gender_flip_rate", "age_abs_error", "emotion_agreement")
-
-
-def table(results: Sequence[AuditResult]) -> list[dict[str, Any]]:
-    """One row per audit in the style of the FaceMix and PMT tables: the defence and its params,
-    utility means, then each attack's headline metrics as 'attack.metric' columns."""
-    rows = []
-    for r in results:
-        row: dict[str, Any] = {
-            "defence": r.defence,
-            "params": ", ".join(f"{k}={v}" for k, v in r.spec.defence_params.items()),
-            "faces": len(r.rows),
-        }
-        row.update({k: v.mean for k, v in r.utility.items()})
-        for attack, estimates in r.attacks.items():
-            row.update({f"{attack}.{m}": e.mean for m, e in estimates.items()
-                        if m in TABLE_METRICS})
-        rows.append(row)
-    return rows
-
-
-def table_csv(rows: Sequence[dict[str, Any]]) -> str:
-    import csv
-    import io
-
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()

@@ -14,7 +14,11 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from facepriv_core.models.tfjs_graph import Node, TfjsGraph, UnsupportedTfjsOpError
+from facepriv_core.models.formats.tfjs_graph import (
+    Node,
+    TfjsGraph,
+    UnsupportedTfjsOpError,
+)
 
 
 def _pads(size: int, k: int, s: int, d: int, mode: str) -> tuple[int, int]:

@@ -1,0 +1,90 @@
+"""What an audit is asked to do (AuditSpec) and what it returns (AuditResult); JSON round-trips."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+
+class AttackSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditSpec(BaseModel):
+    """What to audit: a defence with params, attacks with params, faces, models, seed, device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    defence: str
+    defence_params: dict[str, Any] = Field(default_factory=dict)
+    attacks: list[AttackSpec] = Field(default_factory=list)
+    images: list[str] = Field(default_factory=list, description="photo paths (detected)")
+    dataset: str | None = Field(None, description="olivetti:PATH, folder:PATH, sfhq:PATH, ...")
+    limit: int | None = Field(None, ge=1)
+    recogniser: str = "dlib-resnet"
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = Field(32, ge=1)
+    bootstrap: int = Field(1000, ge=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AuditSpec:
+        if bool(self.images) == bool(self.dataset):
+            raise ValueError("give either images or a dataset (exactly one of them)")
+        return self
+
+    def spec_hash(self) -> str:
+        """Hash of everything that determines the numbers (the device does not)."""
+        payload = self.model_dump(exclude={"device"})
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Estimate(BaseModel):
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+class AuditResult(BaseModel):
+    spec: AuditSpec
+    spec_hash: str
+    defence: str
+    wire_kind: str
+    wire_shape: list[int]
+    utility: dict[str, Estimate]
+    attacks: dict[str, dict[str, Estimate]]
+    threat_models: dict[str, str]
+    rows: list[dict[str, Any]]
+    failures: dict[str, str]
+    timings: dict[str, float]
+    environment: dict[str, str]
+    _images: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
+
+    @property
+    def images(self) -> dict[str, np.ndarray]:
+        """uint8 NHWC images by name ('original', 'protected', attack reconstructions); kept in
+        memory only, written to disk only when the user asks (CLI --out)."""
+        return self._images
+
+    def summary(self) -> dict[str, Any]:
+        """The compact JSON the CLI prints: spec hash, defence, attack means, timings."""
+        return {
+            "spec_hash": self.spec_hash,
+            "defence": self.defence,
+            "utility": {k: v.mean for k, v in self.utility.items()},
+            "attacks": {a: {k: v.mean for k, v in m.items()} for a, m in self.attacks.items()},
+            "timings": self.timings,
+        }
+
+    def numbers(self) -> dict[str, Any]:
+        """Everything that must repeat under the same spec (timings/environment excluded)."""
+        return self.model_dump(exclude={"timings", "environment"})

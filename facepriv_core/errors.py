@@ -1,0 +1,24 @@
+"""The root of every error a user can cause and fix.
+
+Each subclass carries a message meant for the user (what went wrong, what to do); the CLI prints
+it as one line with exit code 2 and the app shows it as is. Anything that is not a
+FacePrivError is a bug in FacePriv and is reported as one.
+"""
+
+
+class FacePrivError(Exception):
+    """Base class: a failure the user can act on; the message says how."""
+
+
+class UsageError(FacePrivError, ValueError):
+    """An argument, parameter or spec value the user must fix."""
+
+
+class UnknownNameError(FacePrivError, KeyError):
+    """A defence, attack, model or other registered name that does not exist.
+
+    A KeyError too, so lookups that catch KeyError keep working; str() is the plain message
+    (KeyError would quote it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
