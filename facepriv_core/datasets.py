@@ -100,17 +100,25 @@ def load_folder(path: str | Path, aligned: bool = False) -> FaceDataset:
 def olivetti_arrays(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images (400, 64, 64), person ids) from olivettifaces.mat or sklearn's fetcher."""
     if path is None:
-        from sklearn.datasets import fetch_olivetti_faces
+        from facepriv_core import data_sources
 
-        try:
-            bunch = fetch_olivetti_faces()
-        except OSError as exc:
-            raise DatasetError(
-                f"could not download the Olivetti faces ({exc}); pass olivetti:PATH to "
-                "olivettifaces.mat instead"
-            ) from exc
-        images = np.round(bunch.images * 255).astype(np.uint8)
-        return images, bunch.target.astype(int)
+        found = data_sources.find("olivetti")
+        if found is not None and found.spec != "olivetti":
+            path = found.path
+        else:
+            from sklearn.datasets import fetch_olivetti_faces
+
+            try:  # only scikit-learn's earlier download (`facepriv data fetch olivetti`)
+                bunch = fetch_olivetti_faces(data_home=str(data_sources.sklearn_home()),
+                                             download_if_missing=False)
+            except OSError:
+                raise DatasetError(
+                    "the Olivetti faces are not on this machine: run `facepriv data fetch "
+                    "olivetti`, pass olivetti:PATH to olivettifaces.mat, or set "
+                    f"${data_sources.ENV_DATA} to a folder holding olivetti/olivettifaces.mat"
+                ) from None
+            images = np.round(bunch.images * 255).astype(np.uint8)
+            return images, bunch.target.astype(int)
     import scipy.io
 
     p = Path(path)
@@ -138,14 +146,18 @@ def load_olivetti(path: str | Path | None = None) -> FaceDataset:
 
 
 def load_lfw(min_faces_per_person: int = 2, data_home: str | None = None) -> FaceDataset:
-    """LFW people through scikit-learn's fetcher (needs the network the first time)."""
+    """LFW people from scikit-learn's download (`facepriv data fetch lfw` makes it)."""
     from sklearn.datasets import fetch_lfw_people
+
+    from facepriv_core import data_sources
 
     try:
         bunch = fetch_lfw_people(min_faces_per_person=min_faces_per_person, color=True,
-                                 resize=1.0, slice_=None, data_home=data_home)
-    except OSError as exc:
-        raise DatasetError(f"could not fetch LFW ({exc}); the network may be closed") from exc
+                                 resize=1.0, slice_=None, download_if_missing=False,
+                                 data_home=data_home or str(data_sources.sklearn_home()))
+    except OSError:
+        raise DatasetError("LFW is not on this machine: run `facepriv data fetch lfw` "
+                           "(needs the network once)") from None
     images = np.clip(bunch.images, 0, 255).astype(np.uint8)
     return FaceDataset(
         name="lfw",
@@ -216,7 +228,10 @@ def load_sfhq(path: str | Path) -> FaceDataset:
 
 
 def load(spec: str) -> FaceDataset:
-    """A dataset from 'olivetti[:PATH]', 'folder:PATH', 'aligned:PATH', 'sfhq:PATH' or 'lfw'."""
+    """A dataset from 'olivetti[:PATH]', 'folder:PATH', 'aligned:PATH', 'sfhq[:PATH]' or 'lfw'.
+
+    A bare name is looked up among the datasets this machine has (facepriv_core.data_sources).
+    """
     kind, _, arg = spec.partition(":")
     if kind == "olivetti":
         return load_olivetti(arg or None)
@@ -226,12 +241,19 @@ def load(spec: str) -> FaceDataset:
         return load_folder(arg, aligned=kind == "aligned")
     if kind == "sfhq":
         if not arg:
-            raise DatasetError("'sfhq:' needs the folder holding manifest.csv")
+            from facepriv_core import data_sources
+
+            found = data_sources.find("sfhq")
+            if found is None:
+                raise DatasetError("no SFHQ folder found: pass sfhq:PATH (the folder holding "
+                                   f"manifest.csv) or set ${data_sources.ENV_DATA}")
+            arg = found.path
         return load_sfhq(arg)
     if kind == "lfw":
         return load_lfw()
     raise DatasetError(
-        f"unknown dataset '{spec}'; use olivetti:PATH, folder:PATH, aligned:PATH, sfhq:PATH or lfw"
+        f"unknown dataset '{spec}'; use olivetti[:PATH], folder:PATH, aligned:PATH, "
+        "sfhq[:PATH] or lfw (`facepriv data list` shows what this machine has)"
     )
 
 

@@ -50,6 +50,11 @@ class Registry(Generic[T]):
         self._discover()
         return list(self._classes)
 
+    def classes(self) -> dict[str, type[T]]:
+        """Every registered class by name, not instantiated (for listings and metadata)."""
+        self._discover()
+        return dict(self._classes)
+
     def get(self, name: str, device: Any = "cpu") -> T:
         self._discover()
         try:

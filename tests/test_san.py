@@ -121,9 +121,9 @@ def test_trainer_checkpoint_loads_into_defence(san, adult_faces, tmp_path) -> No
 
 
 def test_cli_has_san() -> None:
-    from facepriv_core.train.__main__ import build_parser
+    from facepriv_core.cli import build_parser
 
-    args = build_parser().parse_args(["san", "--data", "sfhq:/d", "--out", "s.pt",
+    args = build_parser().parse_args(["train", "san", "--data", "sfhq:/d", "--out", "s.pt",
                                       "--epochs", "2"])
     assert args.defence == "san" and args.epochs == 2 and args.func.__name__ == "cmd_san"
 

@@ -47,7 +47,7 @@ def test_every_registered_model_has_a_card() -> None:
 @pytest.mark.parametrize("module", [
     "facepriv_core.models.dlib_resnet", "facepriv_core.models.catalog",
     "facepriv_core.models.human_models", "facepriv_core.faces", "facepriv_core.defences",
-    "facepriv_core.train.__main__", "facepriv_core.attacks", "facepriv_core.cli",
+    "facepriv_core.cli.train_cmd", "facepriv_core.attacks", "facepriv_core.cli",
 ])
 def test_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
     """Import cycles only show when a module is the first one imported (the SAN trainer's

@@ -17,6 +17,7 @@ _registry: Registry[Attack] = Registry("attack", __name__, skip=frozenset({"base
 register = _registry.register
 names = _registry.names
 get = _registry.get
+classes = _registry.classes
 
 __all__ = ["Attack", "AttackCancelled", "AttackCase", "AttackParams", "AttackResult",
-           "ProgressEvent", "ThreatModel", "get", "names", "register"]
+           "ProgressEvent", "ThreatModel", "classes", "get", "names", "register"]

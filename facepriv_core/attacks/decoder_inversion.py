@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -54,8 +53,9 @@ HALF = OUTPUT_SIZE // 2
 
 
 class DecoderParams(AttackParams):
-    aux: str = Field("", description="auxiliary faces as a dataset spec (e.g. sfhq:PATH, "
-                                     "folder:PATH); must not be the attacked people")
+    aux: str = Field("", description="auxiliary faces as a dataset spec, e.g. sfhq:PATH or "
+                                     "folder:PATH (empty: this machine's SFHQ or LFW); "
+                                     "must not be the attacked people")
     aux_limit: int = Field(300, ge=2, le=100_000, description="auxiliary faces to sample")
     epochs: int = Field(20, ge=0, le=1000, description="training epochs (0: untrained decoder)")
     batch_size: int = Field(16, ge=1, le=1024)
@@ -146,8 +146,10 @@ class WireDecoder(nn.Module):
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("FACEPRIV_CACHE")
-    return Path(root) / "decoders" if root else Path.home() / ".cache" / "facepriv" / "decoders"
+    """Trained decoders and aligned auxiliary sets, under the one FacePriv cache root."""
+    from facepriv_core.cache import cache_root
+
+    return cache_root() / "decoders"
 
 
 def config_digest(obj: Any) -> str:
@@ -172,6 +174,19 @@ def save_decoder(path: Path, decoder: WireDecoder, info: dict[str, Any],
                 "info": info, "config": config}, path)
 
 
+def resolve_aux(spec: str, who: str) -> str:
+    """`spec`, or this machine's default auxiliary set when it is empty (typed error if none)."""
+    from facepriv_core import data_sources
+    from facepriv_core.errors import UsageError
+
+    if spec:
+        return spec
+    found = data_sources.default_aux()
+    if found is None:
+        raise UsageError(data_sources.missing_aux_message(who))
+    return found
+
+
 def load_aux(spec: str, limit: int, seed: int = 0, use_cache: bool = True
              ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(uint8 chips, keys, dlib descriptors) of up to `limit` aligned auxiliary faces.
@@ -180,9 +195,7 @@ def load_aux(spec: str, limit: int, seed: int = 0, use_cache: bool = True
     """
     from facepriv_core import datasets
 
-    if not spec:
-        raise ValueError("decoder_inversion needs auxiliary faces of other people: set `aux` to "
-                         "a dataset spec such as sfhq:/path/to/sfhq or folder:/path/to/faces")
+    spec = resolve_aux(spec, "decoder_inversion")
     path = cache_dir() / f"aux-{config_digest([spec, limit, seed])}.npz"
     if use_cache and path.is_file():
         with np.load(path) as f:

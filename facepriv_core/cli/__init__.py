@@ -13,12 +13,20 @@ import sys
 from collections.abc import Sequence
 
 from facepriv_core import __version__
-from facepriv_core.cli import audit_cmd, models_cmd, protect_cmd, verify_cmd
+from facepriv_core.cli import (
+    audit_cmd,
+    data_cmd,
+    models_cmd,
+    plugins_cmd,
+    protect_cmd,
+    train_cmd,
+    verify_cmd,
+)
 from facepriv_core.cli._common import UsageError, parse_sets
 
 __all__ = ["UsageError", "build_parser", "main", "parse_sets"]
 
-VERBS = (models_cmd, verify_cmd, protect_cmd, audit_cmd)
+VERBS = (models_cmd, plugins_cmd, data_cmd, verify_cmd, protect_cmd, audit_cmd, train_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("facepriv: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        sys.stderr.close()
+        return 0
     except Exception as exc:
         from pydantic import ValidationError
 

@@ -9,6 +9,7 @@ _registry: Registry[Defence] = Registry("defence", __name__)
 register = _registry.register
 names = _registry.names
 get = _registry.get
+classes = _registry.classes
 
-__all__ = ["Defence", "DefenceParams", "Paper", "Protected", "SecretKey", "get", "names",
+__all__ = ["Defence", "DefenceParams", "Paper", "Protected", "SecretKey", "classes", "get", "names",
            "register"]

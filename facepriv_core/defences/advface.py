@@ -55,6 +55,7 @@ from facepriv_core.attacks.decoder_inversion import (
     config_digest,
     load_aux,
     load_cached_decoder,
+    resolve_aux,
     save_decoder,
     train_decoder,
 )
@@ -102,7 +103,8 @@ class AdvFaceParams(DefenceParams):
     loss: Literal["ssim", "mse"] = Field("ssim", description="reconstruction error ascended: "
                                                              "1 - SSIM or MSE to the face")
     aux: str = Field("", description="auxiliary faces of other people for the shadow decoder, "
-                                     "as a dataset spec (e.g. sfhq:PATH, folder:PATH)")
+                                     "as a dataset spec, e.g. sfhq:PATH or folder:PATH "
+                                     "(empty: this machine's SFHQ or LFW)")
     aux_limit: int = Field(300, ge=2, le=100_000, description="auxiliary faces to sample")
     decoder_epochs: int = Field(20, ge=0, le=1000, description="shadow decoder training epochs")
     decoder_width: int = Field(16, ge=8, le=256,
@@ -116,11 +118,8 @@ def shadow_decoder(params: AdvFaceParams, device: torch.device,
                    ) -> tuple[WireDecoder, dict[str, Any]]:
     """The defender's shadow decoder for `params`: from the disk cache, else trained on the
     `split` wires of the auxiliary faces and saved. info["cached"] says which."""
-    if not params.aux:
-        raise ValueError("advface trains a shadow decoder on auxiliary faces of other people: "
-                         "set `aux` to a dataset spec such as sfhq:/path/to/sfhq or "
-                         "folder:/path/to/faces")
-    dparams = DecoderParams(aux=params.aux, aux_limit=params.aux_limit,
+    aux = resolve_aux(params.aux, "advface")
+    dparams = DecoderParams(aux=aux, aux_limit=params.aux_limit,
                             epochs=params.decoder_epochs, width=params.decoder_width,
                             device=device.type)
     split = get_defence("split", device)

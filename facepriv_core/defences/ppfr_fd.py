@@ -85,7 +85,7 @@ class PPFRParams(DefenceParams):
                                         "one channel fewer")
     adapter_path: str | None = Field(None,
                                      description="checkpoint of a trained PPFR-FD adapter "
-                                                 "(python -m facepriv_core.train ppfr_fd); "
+                                                 "(facepriv train ppfr_fd); "
                                                  "None uses an untrained, seeded adapter")
 
 

@@ -10,7 +10,7 @@ Two modes:
 - `optimise` (default): the same three losses minimised for each image directly, with Adam on
   the logits of the pixels (so the image stays in [0, 1] without clipping). No training, and
   as strong as the classifier's gradients allow: a per-image upper bound on what SAN can do.
-- `autoencoder`: the paper's network, trained by `python -m facepriv_core.train san`; the
+- `autoencoder`: the paper's network, trained by `facepriv train san`; the
   checkpoint carries its weights and the two prototypes.
 
 The server receives the perturbed image; utility is the recogniser on it.
@@ -48,7 +48,7 @@ SAN_PAPER = Paper(
 )
 CHECKPOINT_KIND = "san_autoencoder"
 GenderTarget = Literal["opposite", "same", "neutral"]
-TRAIN_HINT = "train one with: python -m facepriv_core.train san --data sfhq:PATH --out san.pt"
+TRAIN_HINT = "train one with: facepriv train san --data sfhq:PATH --out san.pt"
 
 
 class SANParams(DefenceParams):

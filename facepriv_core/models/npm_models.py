@@ -26,11 +26,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-import platformdirs
-
+from facepriv_core.cache import ENV_CACHE as CACHE_ENV_VAR
+from facepriv_core.cache import cache_root
 from facepriv_core.errors import FacePrivError
 
-ENV_CACHE = "FACEPRIV_CACHE_DIR"
+ENV_CACHE = CACHE_ENV_VAR
 MARKER = ".facepriv-verified.json"
 NPM_TIMEOUT_S = 900
 _STDERR_TAIL = 600
@@ -105,12 +105,7 @@ def _package(name: str) -> NpmPackage:
 
 def cache_dir(override: str | Path | None = None) -> Path:
     """The cache root: `override`, else $FACEPRIV_CACHE_DIR, else the platform's user cache."""
-    if override is not None and str(override):
-        return Path(override).expanduser()
-    env = os.environ.get(ENV_CACHE)
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_cache_dir("facepriv"))
+    return cache_root(override)
 
 
 def package_dir(name: str, cache: str | Path | None = None) -> Path:

@@ -8,12 +8,11 @@ computed once (with horizontally flipped copies as augmentation); each step mixe
 random batch with fresh matrices. A held-out split measures the decryption cosine before and
 after with fixed matrices, and the checkpoint is what `facemix` loads with server='trained'.
 
-Usage: python -m facepriv_core.train.facemix_server --data sfhq:PATH --out server.pt
+Usage: facepriv train facemix --data sfhq:PATH --out server.pt
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -163,43 +162,3 @@ def train_facemix_server(
                path)
     return TrainResult(path=path, steps=done, cancelled=False, heldout_before=before,
                        heldout_after=after, n_train=len(train_idx), heldout_indices=held_idx)
-
-
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """The command-line options; pass a (sub)parser to add them to it."""
-    p = parser or argparse.ArgumentParser(
-        prog="facemix_server", description="Fine-tune dlib's server part with FaceMix mixing "
-                                           "in the loop, so decryption matches clean embeddings.")
-    p.add_argument("--data", required=True, help="sfhq:PATH, folder:PATH, aligned:PATH, ...")
-    p.add_argument("--out", required=True, help="checkpoint file to write")
-    p.add_argument("--stage", default=DEFAULT_SPLIT)
-    p.add_argument("--group-size", type=int, default=4)
-    p.add_argument("--coefficients", choices=["uniform", "gaussian"], default="uniform")
-    p.add_argument("--cond-max", type=float, default=100.0)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--groups-per-step", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--heldout", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best present)")
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    """Train from parsed arguments, with a progress bar on a terminal."""
-    from facepriv_core.progress import terminal_progress
-
-    bar = terminal_progress("training")
-    result = train_facemix_server(
-        args.data, args.out, stage=args.stage, group_size=args.group_size,
-        coefficients=args.coefficients, cond_max=args.cond_max, steps=args.steps,
-        groups_per_step=args.groups_per_step, lr=args.lr, heldout=args.heldout,
-        seed=args.seed, device=args.device, progress=lambda s, t, _loss: bar(s, t),
-        align_progress=terminal_progress("aligning"))
-    print(f"held-out decryption cosine: {result.heldout_before:.4f} -> "
-          f"{result.heldout_after:.4f} ({result.n_train} training faces); saved {result.path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run(build_parser().parse_args()))

@@ -1,11 +1,13 @@
-"""Command line: `python -m facepriv_core.train <defence> ...`, one sub-command per trainer."""
+"""`facepriv train ppfr_fd|facemix|san`: train the service-side model a defence needs.
+
+Options are declared here and the trainers imported only when a training runs, so the rest of
+the CLI starts without torch. Training runs on the best device present (GPU when there is one).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Sequence
 
 from facepriv_core.progress import terminal_progress
 
@@ -45,10 +47,26 @@ def cmd_san(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m facepriv_core.train",
-                                description="Train the service-side model of a defence.")
-    sub = p.add_subparsers(dest="defence", required=True)
+def cmd_facemix(args: argparse.Namespace) -> int:
+    """FaceMix: dlib's server part fine-tuned with mixing in the loop."""
+    from facepriv_core.train.facemix_server import train_facemix_server
+
+    bar = terminal_progress("training")
+    result = train_facemix_server(
+        args.data, args.out, stage=args.stage, group_size=args.group_size,
+        coefficients=args.coefficients, cond_max=args.cond_max, steps=args.steps,
+        groups_per_step=args.groups_per_step, lr=args.lr, heldout=args.heldout,
+        seed=args.seed, device=args.device, progress=lambda s, t, _loss: bar(s, t),
+        align_progress=terminal_progress("aligning"))
+    print(f"held-out decryption cosine: {result.heldout_before:.4f} -> "
+          f"{result.heldout_after:.4f} ({result.n_train} training faces); saved {result.path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    t = sub.add_parser("train", help="train the service-side model a defence needs")
+    tsub = t.add_subparsers(dest="defence", required=True)
+    sub = tsub
 
     ppfr = sub.add_parser("ppfr_fd", help="PPFR-FD input adapter in front of frozen dlib-resnet")
     ppfr.add_argument("--data", required=True, help="dataset spec, e.g. sfhq:PATH or folder:PATH")
@@ -68,11 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
     ppfr.add_argument("--seed", type=int, default=0)
     ppfr.set_defaults(func=cmd_ppfr_fd)
 
-    from facepriv_core.train import facemix_server
-
     facemix = sub.add_parser("facemix", help="dlib server part fine-tuned with mixing in the loop")
-    facemix_server.build_parser(facemix)
-    facemix.set_defaults(func=facemix_server.run)
+    p = facemix
+    p.add_argument("--data", required=True, help="sfhq:PATH, folder:PATH, aligned:PATH, ...")
+    p.add_argument("--out", required=True, help="checkpoint file to write")
+    p.add_argument("--stage", default="level4.0",
+                   help="dlib-resnet stage the client sends (dlib_resnet.DEFAULT_SPLIT)")
+    p.add_argument("--group-size", type=int, default=4)
+    p.add_argument("--coefficients", choices=["uniform", "gaussian"], default="uniform")
+    p.add_argument("--cond-max", type=float, default=100.0)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--groups-per-step", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--heldout", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best present)")
+    facemix.set_defaults(func=cmd_facemix)
 
     san = sub.add_parser("san", help="SAN autoencoder: gender-prototype perturbation (ICB 2018)")
     san.add_argument("--data", required=True,
@@ -91,13 +120,3 @@ def build_parser() -> argparse.ArgumentParser:
     san.add_argument("--device", default=None, help="cpu, cuda, ... (default: best present)")
     san.add_argument("--seed", type=int, default=0)
     san.set_defaults(func=cmd_san)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,24 @@
+"""Where FacePriv keeps what it downloads or trains: one root for every cache.
+
+`$FACEPRIV_CACHE_DIR`, else the platform's user cache folder (`~/.cache/facepriv` on Linux).
+A leaf module (no FacePriv imports) so faces/, datasets and models can all use it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_CACHE = "FACEPRIV_CACHE_DIR"
+
+
+def cache_root(override: str | Path | None = None) -> Path:
+    """The cache root: `override`, else $FACEPRIV_CACHE_DIR, else the platform's user cache."""
+    if override is not None and str(override):
+        return Path(override).expanduser()
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("facepriv"))
