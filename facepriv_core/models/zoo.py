@@ -18,7 +18,7 @@ import torch
 
 from facepriv_core.errors import FacePrivError, UnknownNameError
 
-CARDS_DIR = Path(__file__).resolve().parents[2] / "assets" / "model_cards"
+CARDS_DIR = Path(__file__).resolve().parents[1] / "model_cards"  # package data
 
 TASKS = ("recognition", "gender", "age", "emotion", "race", "detection")
 
