@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from facepriv_core.attacks.base import AttackCancelled, ProgressEvent
+from facepriv_core.cancel import check_cancel
 from facepriv_core.defences.base import ProtectionCancelled
 from facepriv_core.models.zoo import resolve_device
 
@@ -59,8 +60,7 @@ class JobContext:
         return self._handle._cancel.is_set()
 
     def check_cancel(self) -> None:
-        if self.cancelled():
-            raise JobCancelled("job cancelled")
+        check_cancel(self.cancelled, JobCancelled, "job cancelled")
 
     def partial(self, value: Any) -> None:
         """Keep a partial result: a failed or cancelled job still hands it back."""

@@ -7,6 +7,7 @@ defence's public algorithm and params, and, for scoring only, the original faces
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from facepriv_core import cancel as _cancel
 from facepriv_core.defences.base import Defence, DefenceParams, Protected, WireKind
 
 KNOWLEDGE = {
@@ -28,7 +30,7 @@ KNOWLEDGE = {
 }
 
 
-class AttackCancelled(RuntimeError):
+class AttackCancelled(_cancel.Cancelled):
     """The attack stopped because cancellation was requested."""
 
 
@@ -58,7 +60,7 @@ class ProgressEvent:
 
 
 ProgressFn = Callable[[ProgressEvent], None]
-CancelFn = Callable[[], bool]
+CancelFn = _cancel.Cancel
 
 
 @dataclass(repr=False)
@@ -141,6 +143,6 @@ class Attack(ABC):
         """Attack the case; raise AttackCancelled promptly when cancel() turns true."""
 
 
-def check_cancel(cancel: CancelFn | None) -> None:
-    if cancel is not None and cancel():
-        raise AttackCancelled("attack cancelled")
+#: check_cancel(cancel) raises AttackCancelled when the caller asked the attack to stop.
+check_cancel = functools.partial(_cancel.check_cancel, error=AttackCancelled,
+                                 message="attack cancelled")

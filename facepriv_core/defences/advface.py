@@ -59,6 +59,7 @@ from facepriv_core.attacks.decoder_inversion import (
     save_decoder,
     train_decoder,
 )
+from facepriv_core.cancel import check_cancel
 from facepriv_core.defences import get as get_defence
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
@@ -228,8 +229,7 @@ class AdvFace(Defence):
         clean_recon: torch.Tensor | None = None
         best_recon: torch.Tensor | None = None
         for k in range(evaluations):
-            if cancel and cancel():
-                raise ProtectionCancelled("advface cancelled")
+            check_cancel(cancel, ProtectionCancelled, "advface cancelled")
             loss, cos, g, c, recon = evaluate(cand)
             if clean_recon is None:
                 clean_recon, best_recon, grads = recon, recon, (g, c)

@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from facepriv_core.cancel import Cancel, Cancelled
+
 WireKind = Literal["image", "features", "embedding", "frequency"]
 Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool]
 
 
-class ProtectionCancelled(RuntimeError):
+class ProtectionCancelled(Cancelled):
     """An optimising defence stopped because cancellation was requested."""
 
 

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from facepriv_core.cancel import check_cancel
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
     Cancel,
@@ -205,8 +206,7 @@ def obfuscate(x: torch.Tensor, start: torch.Tensor, extractors: list[Layers], p:
     z = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=p.lr) if p.optimiser == "adam" else None
     for k in range(p.steps):
-        if cancel is not None and cancel():
-            raise ProtectionCancelled(f"PMT cancelled at step {k} of {p.steps}")
+        check_cancel(cancel, ProtectionCancelled, f"PMT cancelled at step {k} of {p.steps}")
         inp, targets = z, fixed
         if affine:
             theta = _random_theta(len(x), p, gen, x.device)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
+from facepriv_core.cancel import check_cancel
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
     Cancel,
@@ -189,11 +190,6 @@ def _cached_autoencoder(path: str, mtime: int, device: str
     return (net.to(device).eval().requires_grad_(False), ckpt["prototypes"].to(device), info)
 
 
-def _check_cancel(cancel: Cancel | None) -> None:
-    if cancel is not None and cancel():
-        raise ProtectionCancelled("SAN cancelled")
-
-
 def gender_facts(versions: dict[str, torch.Tensor], labels: torch.Tensor,
                  ref_unit: torch.Tensor, gender: nn.Module, recognizer: nn.Module
                  ) -> dict[str, float]:
@@ -254,7 +250,7 @@ class SAN(Defence):
         w = _logit(x).detach().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=params.lr)
         for step in range(params.steps):
-            _check_cancel(cancel)
+            check_cancel(cancel, ProtectionCancelled, "SAN cancelled")
             img = torch.sigmoid(w)
             loss = (params.pixel_weight * pixel_loss(img, x, params.pixel_loss)
                     + params.gender_weight * gender_loss(gender_logits(gender, img), labels,
@@ -271,7 +267,7 @@ class SAN(Defence):
                     progress: Progress | None, cancel: Cancel | None
                     ) -> dict[str, torch.Tensor]:
         """All three versions (metrics compare them); the wire is the one `target` names."""
-        _check_cancel(cancel)
+        check_cancel(cancel, ProtectionCancelled, "SAN cancelled")
         net, prototypes, _ = load_autoencoder(params.checkpoint, self.device)
         with torch.no_grad():
             versions = {t: net(x, prototype_for(prototypes, labels, t))

@@ -1,16 +1,6 @@
-"""Progress and cancellation shared by the trainers (jobs pass an Event, the CLI nothing)."""
+"""Kept for code written before facepriv_core.cancel and train.loop: import from those."""
 
-from __future__ import annotations
+from facepriv_core.cancel import Cancel, cancelled
+from facepriv_core.train.loop import TrainProgress
 
-import threading
-from collections.abc import Callable
-
-TrainProgress = Callable[[int, int, float], None]
-Cancel = threading.Event | Callable[[], bool]
-
-
-def cancelled(cancel: Cancel | None) -> bool:
-    """Whether the caller asked the run to stop (an Event that is set, or a callable's True)."""
-    if cancel is None:
-        return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
+__all__ = ["Cancel", "TrainProgress", "cancelled"]

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facepriv_core.cancel import Cancel, cancelled
 from facepriv_core.defences.facemix import (
     CHECKPOINT_KIND,
     Coefficients,
@@ -32,7 +33,7 @@ from facepriv_core.defences.facemix import (
     unmix,
 )
 from facepriv_core.models.dlib_resnet import DEFAULT_SPLIT
-from facepriv_core.train.control import Cancel, TrainProgress, cancelled
+from facepriv_core.train.loop import TrainProgress, save_checkpoint, train_loop
 
 _CHUNK = 32
 
@@ -134,31 +135,26 @@ def train_facemix_server(
     opt = torch.optim.Adam(trainable.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed + 1)
     batch = group_size * groups_per_step
-    done = 0
-    for step in range(1, steps + 1):
-        if cancelled(cancel):
-            break
+
+    def step(_: int) -> torch.Tensor:
         idx = torch.randperm(len(f_train), generator=gen)[:batch].to(dev)
         a = mixing_matrices(groups_per_step, group_size, coefficients, cond_max, gen)
         groups = torch.arange(batch).view(groups_per_step, group_size)
         decrypted = unmix(trainable(mix(f_train[idx], groups, a)), a)
-        loss = 1 - F.cosine_similarity(decrypted, t_train[idx], dim=1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        done = step
-        if progress:
-            progress(step, steps, loss.item())
+        return 1 - F.cosine_similarity(decrypted, t_train[idx], dim=1).mean()
+
+    done = 0
+    if not cancelled(cancel):
+        done = train_loop(range(steps), step, opt, total=steps, progress=progress,
+                          cancel=cancel).steps
     if done < steps:
         return TrainResult(path=None, steps=done, cancelled=True, heldout_before=before,
                            heldout_after=None, n_train=len(train_idx), heldout_indices=held_idx)
     after = decryption_cosine(trainable.eval(), f_held, t_held, *eval_args)
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"kind": CHECKPOINT_KIND, "stage": stage, "group_size": group_size,
-                "coefficients": coefficients, "cond_max": cond_max, "steps": steps,
-                "heldout_before": before, "heldout_after": after,
-                "state_dict": {k: v.cpu() for k, v in trainable.state_dict().items()}},
-               path)
+    ckpt = {"kind": CHECKPOINT_KIND, "stage": stage, "group_size": group_size,
+            "coefficients": coefficients, "cond_max": cond_max, "steps": steps,
+            "heldout_before": before, "heldout_after": after,
+            "state_dict": {k: v.cpu() for k, v in trainable.state_dict().items()}}
+    path = save_checkpoint(ckpt, out)
     return TrainResult(path=path, steps=done, cancelled=False, heldout_before=before,
                        heldout_after=after, n_train=len(train_idx), heldout_indices=held_idx)

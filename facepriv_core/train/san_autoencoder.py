@@ -12,7 +12,6 @@ prediction on the original, which is also what the defence uses at protection ti
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facepriv_core.cancel import Cancel
 from facepriv_core.defences.san import (
     CHECKPOINT_KIND,
     SanAutoencoder,
@@ -29,7 +29,13 @@ from facepriv_core.defences.san import (
     matcher_loss,
     prototype_for,
 )
-from facepriv_core.train.control import Cancel, TrainProgress, cancelled
+from facepriv_core.train.loop import (
+    TrainProgress,
+    epoch_batches,
+    save_checkpoint,
+    steps_per_epoch,
+    train_loop,
+)
 
 GENDERS = ("female", "male")  # Cydral's column order
 INIT_SEED = 0
@@ -136,34 +142,24 @@ def train_san_autoencoder(
         net = SanAutoencoder(width).to(dev)
     val = chips[val_idx]
     before = evaluate(net.eval(), prototypes, val, gender, recognizer, dev)
-    steps_per_epoch = math.ceil(len(train) / batch_size)
-    total = epochs * steps_per_epoch
+    total = epochs * steps_per_epoch(len(train), batch_size)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    perm_rng = np.random.default_rng(seed + 1)
-    step, stopped, started = 0, False, time.monotonic()
+    started = time.monotonic()
+
+    def step(idx: np.ndarray) -> torch.Tensor:
+        x = chips_to_tensor(train[idx], dev)
+        y = labels[idx].to(dev)
+        same = net(x, prototype_for(prototypes, y, "same"))
+        opposite = net(x, prototype_for(prototypes, y, "opposite"))
+        logits = gender_logits(gender, torch.cat([same, opposite]))
+        return (pixel_weight * F.mse_loss(same, x)
+                + gender_weight * F.cross_entropy(logits, torch.cat([y, 1 - y]))
+                + matcher_weight * matcher_loss(recognizer, opposite,
+                                                targets[idx].to(dev)).mean())
+
     net.train()
-    for _ in range(epochs):
-        for idx in np.array_split(perm_rng.permutation(len(train)), steps_per_epoch):
-            x = chips_to_tensor(train[idx], dev)
-            y = labels[idx].to(dev)
-            same = net(x, prototype_for(prototypes, y, "same"))
-            opposite = net(x, prototype_for(prototypes, y, "opposite"))
-            logits = gender_logits(gender, torch.cat([same, opposite]))
-            loss = (pixel_weight * F.mse_loss(same, x)
-                    + gender_weight * F.cross_entropy(logits, torch.cat([y, 1 - y]))
-                    + matcher_weight * matcher_loss(recognizer, opposite,
-                                                    targets[idx].to(dev)).mean())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            if progress:
-                progress(step, total, loss.item())
-            if cancelled(cancel):
-                stopped = True
-                break
-        if stopped:
-            break
+    run = train_loop(epoch_batches(len(train), batch_size, epochs, np.random.default_rng(seed + 1)),
+                     step, opt, total=total, progress=progress, cancel=cancel)
 
     after = evaluate(net.eval(), prototypes, val, gender, recognizer, dev)
     ckpt = {
@@ -180,8 +176,8 @@ def train_san_autoencoder(
         "train_male": int((labels == 1).sum()),
         "val_keys": [keys[i] for i in val_idx],
         "epochs": epochs,
-        "steps": step,
-        "cancelled": stopped,
+        "steps": run.steps,
+        "cancelled": run.cancelled,
         "weights": [pixel_weight, gender_weight, matcher_weight],
         **{f"val_{k}": v for k, v in after.items()},
         **{f"val_{k}_untrained": v for k, v in before.items()},
@@ -189,6 +185,5 @@ def train_san_autoencoder(
         "device": str(dev),
     }
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(ckpt, out)
+        save_checkpoint(ckpt, out)
     return ckpt
