@@ -8,9 +8,27 @@ import streamlit as st
 from facepriv_core import faces, models
 
 
+def _installed_stamp() -> tuple[tuple[str, int | None], ...]:
+    """When each fetched model package was installed (None: not fetched): a cache key that
+    changes after `facepriv models fetch`, so the sidebar never shows stale availability."""
+    from facepriv_core.models import npm_models
+
+    stamp = []
+    for name in sorted(npm_models.PACKAGES):
+        marker = npm_models.package_dir(name) / npm_models.MARKER
+        stamp.append((name, marker.stat().st_mtime_ns if marker.is_file() else None))
+    return tuple(stamp)
+
+
 @st.cache_resource(show_spinner=False)
-def model_statuses() -> list[models.ModelStatus]:
+def _statuses(stamp: tuple[tuple[str, int | None], ...]) -> list[models.ModelStatus]:
+    del stamp  # only the cache key: a new install stamp re-runs the listing
     return models.list()
+
+
+def model_statuses() -> list[models.ModelStatus]:
+    """Every model's availability, re-checked whenever a model package was (re)fetched."""
+    return _statuses(_installed_stamp())
 
 
 @st.cache_data(show_spinner=False)

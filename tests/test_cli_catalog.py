@@ -109,3 +109,17 @@ def test_training_is_a_facepriv_verb() -> None:
     for defence in ("ppfr_fd", "facemix", "san"):
         args = p.parse_args(["train", defence, "--data", "sfhq:/d", "--out", "x.pt"])
         assert args.defence == defence and callable(args.func)
+
+
+def test_app_model_statuses_follow_a_fetch(monkeypatch, tmp_path) -> None:
+    """The sidebar's cached availability is keyed by the install marker: a fetch refreshes it."""
+    from app import state
+    from facepriv_core.models import npm_models
+
+    monkeypatch.setenv("FACEPRIV_CACHE_DIR", str(tmp_path))
+    before = state._installed_stamp()
+    assert all(mtime is None for _name, mtime in before)
+    marker = npm_models.package_dir("human-models") / npm_models.MARKER
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")
+    assert state._installed_stamp() != before
