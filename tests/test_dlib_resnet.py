@@ -10,7 +10,6 @@ import torch
 
 from facepriv_core.faces import detect_and_align
 from facepriv_core.faces.types import chips_to_tensor
-from facepriv_core.models.catalog import DLIB_RESNET_DAT, FRM, MMOD_DAT, SHAPE5_DAT
 from facepriv_core.models.dlib_native import DlibNative
 from facepriv_core.models.dlib_resnet import (
     DEFAULT_SPLIT,
@@ -19,7 +18,7 @@ from facepriv_core.models.dlib_resnet import (
     load_dlib_resnet,
 )
 from facepriv_core.models.formats import dlib_dat
-from facepriv_core.models.weights import package_file
+from facepriv_core.weight_files import DLIB_RESNET_DAT, FRM, MMOD_DAT, SHAPE5_DAT, package_file
 
 N_SFHQ = 20
 

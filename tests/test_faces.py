@@ -36,8 +36,7 @@ from facepriv_core.faces import (
 )
 from facepriv_core.faces.align import dlib_chip_to_template, template_transform
 from facepriv_core.faces.decode import MAX_PIXELS_ENV
-from facepriv_core.models.catalog import FRM, SHAPE5_DAT
-from facepriv_core.models.weights import package_file
+from facepriv_core.weight_files import FRM, SHAPE5_DAT, package_file
 
 ARCFACE_EYES = np.array([(38.2946, 51.6963), (73.5318, 51.5014)])  # image-left, image-right
 

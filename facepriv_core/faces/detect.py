@@ -19,8 +19,7 @@ from PIL import Image
 
 from facepriv_core.faces.align import as_rgb
 from facepriv_core.faces.types import Box
-from facepriv_core.models.catalog import FRM, MMOD_DAT, SHAPE5_DAT
-from facepriv_core.models.weights import package_file
+from facepriv_core.weight_files import FRM, MMOD_DAT, SHAPE5_DAT, package_file
 
 Method = Literal["hog", "mmod"]
 

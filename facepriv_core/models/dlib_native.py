@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from facepriv_core.faces.types import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE, tensor_to_chips
-from facepriv_core.models.catalog import DLIB_RESNET_DAT, FRM, SHAPE5_DAT
-from facepriv_core.models.weights import package_file
+from facepriv_core.weight_files import DLIB_RESNET_DAT, FRM, SHAPE5_DAT, package_file
 
 
 class DlibNative:

@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facepriv_core.models.catalog import DLIB_RESNET_DAT, FRM
 from facepriv_core.models.formats import dlib_dat
-from facepriv_core.models.weights import package_file
+from facepriv_core.weight_files import DLIB_RESNET_DAT, FRM, package_file
 
 EMBEDDING_DIM = 128
 INPUT_SIZE = 150

