@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,3 +115,62 @@ def embed_chips(model: object, chips: np.ndarray, device: str | torch.device = "
         if progress:
             progress(min(start + batch_size, len(chips)), len(chips))
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+#: Defence params that make or are a client secret: never echoed into outputs.
+SECRET_PARAM_NAMES = frozenset({"shuffle_seed", "key_seed", "key", "seed_key"})
+
+
+def public_params(params: Any) -> dict[str, Any]:
+    """A defence's params as plain values, without the ones that are (or make) a secret key:
+    those named in SECRET_PARAM_NAMES or marked `json_schema_extra={"secret": True}`."""
+    fields = type(params).model_fields
+    out = {}
+    for name, value in params.model_dump(mode="json").items():
+        extra = fields[name].json_schema_extra if name in fields else None
+        marked = isinstance(extra, dict) and bool(extra.get("secret"))
+        if name not in SECRET_PARAM_NAMES and not marked:
+            out[name] = value
+    return out
+
+
+def service_embeddings(chips: np.ndarray, defence: Any, params: Any, recogniser: Any,
+                       device: str | torch.device = "cpu", batch_size: int = 32, seed: int = 0,
+                       progress: Progress | None = None, cancel: Callable[[], bool] | None = None
+                       ) -> np.ndarray:
+    """What the defence's authorised service computes from the protected wire of each chip:
+    protect in batches (one rng for the run, as an audit does), then utility_embedding."""
+    from facepriv_core.defences.base import ProtectionCancelled
+    from facepriv_core.faces.types import chips_to_tensor
+
+    rng = torch.Generator(device=torch.device(device)).manual_seed(seed)
+    out = []
+    for start in range(0, len(chips), batch_size):
+        if cancel is not None and cancel():
+            raise ProtectionCancelled("verification cancelled")
+        x = chips_to_tensor(chips[start:start + batch_size], device)
+        protected = defence.protect(x, params, rng, cancel=cancel)
+        with torch.no_grad():
+            out.append(protected.utility_embedding(recogniser).detach().float().cpu().numpy())
+        if progress:
+            progress(min(start + batch_size, len(chips)), len(chips))
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def verify_defence(chips: np.ndarray, identities: np.ndarray, defence: Any, params: Any,
+                   recogniser: Any, *, pairs: int | None = 1500, folds: int = 10, seed: int = 0,
+                   device: str | torch.device = "cpu", batch_size: int = 32,
+                   progress: Progress | None = None, cancel: Callable[[], bool] | None = None
+                   ) -> VerificationResult:
+    """The verification protocol on the protected wire, as the authorised service sees it.
+
+    Every face (enrolment and probe alike) reaches the service only as the defence's wire; the
+    service's embedding is `Protected.utility_embedding(recogniser)`; pairs and folds are those
+    of `verify` on the same identities and seed, so the accuracy compares with the clean one.
+    """
+    from facepriv_core import datasets
+
+    emb = service_embeddings(chips, defence, params, recogniser, device=device,
+                             batch_size=batch_size, seed=seed, progress=progress, cancel=cancel)
+    pair_idx, same = datasets.make_pairs(np.asarray(identities), pairs, seed=seed)
+    return verify_embeddings(emb, pair_idx, same, folds=folds, seed=seed)
