@@ -22,3 +22,19 @@ class UnknownNameError(FacePrivError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class DeviceError(UsageError):
+    """A --device that does not exist or is not present on this machine."""
+
+
+class SpecError(UsageError):
+    """An audit spec file that cannot be read safely (not YAML, a tag, an alias, too big)."""
+
+
+class InvalidParamsError(UsageError):
+    """Parameters that do not validate; the message lists the valid ones with their bounds."""
+
+
+class CheckpointError(FacePrivError, ValueError):
+    """A checkpoint path that is missing, too big or not a FacePriv checkpoint of that kind."""

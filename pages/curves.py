@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 
 from app.charts import sweep_figure
-from app.defence_input import pick_defence, protect_face
+from app.defence_input import pick_defence, protect_face, reproducible_key
 from app.face_input import pick_face
 from app.params_form import numeric_fields
 from facepriv_core import attacks, audit
@@ -70,6 +70,7 @@ if st.button("Run sweep", type="primary"):
         st.error("Values must be numbers separated by commas, e.g. 1,4,8,16.")
         st.stop()
     base = {"defence": d.name, "defence_params": params.model_dump(), "seed": seed,
+            "reproducible_key": reproducible_key(),
             "attacks": [{"name": n} for n in chosen]}
     if dataset:
         spec = audit.AuditSpec(**base, dataset=dataset, limit=limit, bootstrap=0)

@@ -57,8 +57,9 @@ def show(run: Protection) -> None:
     if protected.key is None:
         st.caption("This defence uses no secret key.")
     else:
-        st.caption(f"Secret key: {protected.key.nbytes:,} bytes, kept on the client "
-                   "(never shown, logged or exported unless you ask).")
+        st.caption(f"Client key: {protected.key.label}, {protected.key.nbytes:,} bytes, "
+                   f"fingerprint {protected.key.fingerprint()}, kept on the client (never "
+                   "shown, logged or exported unless you ask).")
 
 
 if not d.optimising:

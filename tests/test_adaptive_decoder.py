@@ -10,12 +10,14 @@ import torch
 
 from facepriv_core import attacks, defences, faces
 from facepriv_core.attacks import AttackCase
+from facepriv_core.defences.keys import KeySource
 
 
 def make_case(chips: torch.Tensor, name: str, **params: object) -> AttackCase:
     d = defences.get(name)
     p = d.Params(**params)
-    return AttackCase(original=chips, protected=d.protect(chips, p, torch.Generator()),
+    return AttackCase(original=chips, protected=d.protect_keyed(chips, p, torch.Generator(),
+                                                                  KeySource.from_seed(0)),
                       defence=d, defence_params=p)
 
 

@@ -13,6 +13,7 @@ from facepriv_core.attacks.attribute import attribute_rows
 from facepriv_core.attacks.base import AttackCancelled, AttackCase, AttackResult, ProgressEvent
 from facepriv_core.attacks.identity import gallery_exclusion
 from facepriv_core.defences.base import Protected
+from facepriv_core.defences.keys import KeySource
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ def make_case(x: torch.Tensor, defence: str, identities: np.ndarray | None = Non
               **params: object) -> AttackCase:
     d = defences.get(defence)
     p = d.Params(**params)
-    return AttackCase(original=x, protected=d.protect(x, p, torch.Generator().manual_seed(0)),
+    return AttackCase(original=x, protected=d.protect_keyed(
+                          x, p, torch.Generator().manual_seed(0), KeySource.from_seed(0)),
                       defence=d, defence_params=p, identities=identities)
 
 

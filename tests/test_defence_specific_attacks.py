@@ -12,6 +12,7 @@ import torch
 from facepriv_core import attacks, defences, faces
 from facepriv_core.attacks import AttackCancelled, AttackCase, ProgressEvent
 from facepriv_core.defences import ppfr_fd
+from facepriv_core.defences.keys import KeySource
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +23,8 @@ def chips(sfhq_faces) -> torch.Tensor:
 def make_case(chips: torch.Tensor, name: str, seed: int = 0, **params: Any) -> AttackCase:
     d = defences.get(name)
     p = d.Params(**params)
-    return AttackCase(original=chips, protected=d.protect(chips, p,
-                                                          torch.Generator().manual_seed(seed)),
+    return AttackCase(original=chips, protected=d.protect_keyed(
+                          chips, p, torch.Generator().manual_seed(seed), KeySource.from_seed(seed)),
                       defence=d, defence_params=p)
 
 
@@ -95,7 +96,7 @@ def test_ppfr_whitebox_recovers_little(chips: torch.Tensor, sfhq_dir: Path) -> N
     # Ground truth (test only): wire channel j holds kept channels s1[s2[j]], s1[s2[j] + 1].
     p = case.defence_params
     kept = ppfr_fd.selected_channels(p)
-    s1 = case.defence.key_for(p)["shuffle1"]
+    s1 = case.protected.key["shuffle1"]
     s2 = ppfr_fd.shuffle2_permutations(6, ppfr_fd.wire_channels(p),
                                        torch.Generator().manual_seed(3))
     energy = case.protected.wire.pow(2).mean(dim=(2, 3))

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from facepriv_core import datasets, defences, models
 from facepriv_core.defences.facemix import CHECKPOINT_KIND, LinearHead, group_indices
+from facepriv_core.defences.keys import KeySource
 from facepriv_core.faces import chips_to_tensor
 from facepriv_core.train.facemix_server import train_facemix_server
 
@@ -33,7 +34,8 @@ def faces(chips: np.ndarray) -> torch.Tensor:
 
 def protect(x: torch.Tensor, seed: int = 0, **params: object) -> defences.Protected:
     d = defences.get("facemix")
-    return d.protect(x, d.params(**params), torch.Generator().manual_seed(seed))
+    return d.protect(x, d.params(**params), torch.Generator().manual_seed(seed),
+                     key=KeySource.from_seed(seed))
 
 
 def linear_reference(x: torch.Tensor, stage: str = "level4.0") -> torch.Tensor:
@@ -119,6 +121,10 @@ def test_deterministic_under_a_seed_and_key_never_shown(faces: torch.Tensor) -> 
     assert a.key is not None and b.key is not None and c.key is not None
     assert torch.equal(a.wire, b.wire) and a.key.fingerprint() == b.key.fingerprint()
     assert a.key.fingerprint() != c.key.fingerprint()
+    d = defences.get("facemix")
+    s1, s2 = (d.protect(x, d.params(), torch.Generator().manual_seed(1)) for _ in range(2))
+    assert s1.key is not None and s2.key is not None
+    assert s1.key.fingerprint() != s2.key.fingerprint() and not s1.key.reproducible
     shown = repr(a) + str(a) + repr(a.key) + str(a.key)
     assert "SecretKey" in shown and "tensor" not in shown
     assert f"{a.key['matrices'][0, 0, 0].item():.4f}" not in shown

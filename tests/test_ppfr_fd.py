@@ -11,6 +11,7 @@ import scipy.fft
 import torch
 
 from facepriv_core import defences, models
+from facepriv_core.defences.keys import KeySource
 from facepriv_core.defences.ppfr_fd import (
     FrequencyProtected,
     PPFRParams,
@@ -41,7 +42,8 @@ def defence() -> defences.Defence:
 
 def protect(defence: defences.Defence, x: torch.Tensor, seed: int = 0,
             **params: object) -> FrequencyProtected:
-    return defence.protect(x, defence.Params(**params), torch.Generator().manual_seed(seed))
+    return defence.protect(x, defence.Params(**params), torch.Generator().manual_seed(seed),
+                           key=KeySource.from_seed(seed))
 
 
 def test_energy_dropped_and_wire_shape(defence, sfhq_chips: np.ndarray) -> None:
@@ -80,13 +82,18 @@ def test_block_dct_matches_scipy_and_inverts(astronaut: np.ndarray) -> None:
     assert (block_idct(coef32) - grey.float()).abs().max() < 1e-4
 
 
-def test_shuffle1_from_secret_seed(defence) -> None:
-    a = defence.key_for(PPFRParams(shuffle_seed=1234))
-    b = defence.key_for(PPFRParams(shuffle_seed=1234))
-    c = defence.key_for(PPFRParams(shuffle_seed=1235))
+def test_shuffle1_from_the_key_source(defence) -> None:
+    """A reproducible source fixes Shuffle1; the default secret source differs every time."""
+    a = defence.key_for(PPFRParams(), KeySource.from_seed(1234))
+    b = defence.key_for(PPFRParams(), KeySource.from_seed(1234))
+    c = defence.key_for(PPFRParams(), KeySource.from_seed(1235))
     assert torch.equal(a["shuffle1"], b["shuffle1"]) and a.fingerprint() == b.fingerprint()
     assert not torch.equal(a["shuffle1"], c["shuffle1"])
     assert sorted(a["shuffle1"].tolist()) == list(range(35))
+    assert a.reproducible and "not secret" in a.label
+    s1, s2 = (defence.key_for(PPFRParams(), KeySource.secret()) for _ in range(2))
+    assert s1.fingerprint() != s2.fingerprint() and not s1.reproducible
+    assert "shuffle_seed" not in PPFRParams.model_fields
 
 
 def test_shuffle2_differs_per_image(defence, sfhq_chips: np.ndarray) -> None:
@@ -129,8 +136,8 @@ def test_masking_is_the_documented_pipeline(defence, sfhq_chips: np.ndarray) -> 
 
 def test_key_and_protected_repr_hide_the_permutation(defence, sfhq_chips: np.ndarray) -> None:
     seed = 987654321
-    p = protect(defence, chips_to_tensor(sfhq_chips[:2]), shuffle_seed=seed)
-    perm = shuffle1_permutation(seed, 35)
+    p = protect(defence, chips_to_tensor(sfhq_chips[:2]), seed=seed)
+    perm = shuffle1_permutation(KeySource.from_seed(seed), 35)
     assert torch.equal(p.key["shuffle1"], perm)
     for text in (repr(p), str(p), repr(p.key), str(p.key), repr(p.metrics), p.utility_model):
         assert str(seed) not in text
@@ -169,8 +176,7 @@ def test_trainer_checkpoint_roundtrip(defence, sfhq_chips: np.ndarray, tmp_path:
     p = protect(defence, chips_to_tensor(sfhq_chips[:2]), adapter_path=str(out))
     assert p.metrics["adapter_trained"] == 1.0 and p.metrics["adapter_train_images"] == 8
     assert "trained on 8 images" in p.utility_model and "WARNING" not in p.utility_model
-    other = protect(defence, chips_to_tensor(sfhq_chips[:2]), adapter_path=str(out),
-                    shuffle_seed=5)
+    other = protect(defence, chips_to_tensor(sfhq_chips[:2]), seed=5, adapter_path=str(out))
     assert "different Shuffle1 key" in other.utility_model
     with pytest.raises(ValueError, match="trained for PPFR-FD params"):
         protect(defence, chips_to_tensor(sfhq_chips[:2]), adapter_path=str(out), mix=False)

@@ -15,6 +15,7 @@ from facepriv_core import attacks, defences, faces, metrics
 from facepriv_core.attacks import AttackCancelled, AttackCase, ProgressEvent
 from facepriv_core.attacks.decoder_inversion import train_decoder
 from facepriv_core.defences.base import Defence, DefenceParams, Protected
+from facepriv_core.defences.keys import KeySource
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,8 @@ def chips(sfhq_faces) -> torch.Tensor:
 def make_case(chips: torch.Tensor, name: str, **params: Any) -> AttackCase:
     d = defences.get(name)
     p = d.Params(**params)
-    return AttackCase(original=chips, protected=d.protect(chips, p, torch.Generator()),
+    return AttackCase(original=chips, protected=d.protect_keyed(chips, p, torch.Generator(),
+                                                                  KeySource.from_seed(0)),
                       defence=d, defence_params=p)
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from facepriv_core import defences, models
+from facepriv_core.defences.keys import KeySource
 from facepriv_core.defences.xnn import inverse_transform, keyed_server, transform
 from facepriv_core.faces import chips_to_tensor
 
@@ -29,7 +30,8 @@ def clean(faces: torch.Tensor) -> torch.Tensor:
 
 def protect(x: torch.Tensor, seed: int = 0, **params: object) -> defences.Protected:
     d = defences.get("xnn")
-    return d.protect(x, d.params(**params), torch.Generator().manual_seed(seed))
+    return d.protect(x, d.params(**params), torch.Generator().manual_seed(seed),
+                     key=KeySource.from_seed(seed))
 
 
 @pytest.mark.parametrize("stage", ["stem", "level4.0", "level3.0", "level0.0"])
@@ -95,16 +97,25 @@ def test_wire_is_m_p_f_and_the_fold_matches_an_explicit_inverse(faces: torch.Ten
     assert p.wire_kind == "features" and p.preview.dtype == np.uint8
 
 
-def test_deterministic_under_a_seed_and_key_seed_fixes_the_key(faces: torch.Tensor) -> None:
+def test_reproducible_key_repeats_and_default_key_is_fresh(faces: torch.Tensor) -> None:
     x = faces[:2]
     a, b, c = protect(x, seed=3), protect(x, seed=3), protect(x, seed=4)
     assert a.key is not None and b.key is not None and c.key is not None
     assert torch.equal(a.wire, b.wire) and a.key.fingerprint() == b.key.fingerprint()
     assert a.key.fingerprint() != c.key.fingerprint()
-    k1, k2 = protect(x, seed=1, key_seed=7), protect(x, seed=2, key_seed=7)
+    assert a.key.reproducible and "not secret" in repr(a.key)
+    # the key belongs to the source, not to the run's generator
+    d = defences.get("xnn")
+    k1 = d.protect(x, d.params(), torch.Generator().manual_seed(1), key=KeySource.from_seed(7))
+    k2 = d.protect(x, d.params(), torch.Generator().manual_seed(2), key=KeySource.from_seed(7))
     assert k1.key is not None and k2.key is not None
-    assert k1.key.fingerprint() == k2.key.fingerprint()
-    assert torch.equal(k1.wire, k2.wire)
+    assert k1.key.fingerprint() == k2.key.fingerprint() and torch.equal(k1.wire, k2.wire)
+    # default: a fresh secret key from OS entropy, whatever the seed
+    s1 = d.protect(x, d.params(), torch.Generator().manual_seed(0))
+    s2 = d.protect(x, d.params(), torch.Generator().manual_seed(0))
+    assert s1.key is not None and s2.key is not None and not s1.key.reproducible
+    assert s1.key.fingerprint() != s2.key.fingerprint()
+    assert "key_seed" not in d.Params.model_fields
 
 
 def test_key_never_shown(faces: torch.Tensor) -> None:

@@ -46,6 +46,7 @@ from facepriv_core.attacks.base import (
     check_cancel,
 )
 from facepriv_core.defences.base import Defence, DefenceParams, Protected
+from facepriv_core.defences.keys import KeySource
 from facepriv_core.faces import chips_to_tensor
 
 OUTPUT_SIZE = 150
@@ -249,7 +250,11 @@ def train_decoder(defence: Defence, defence_params: DefenceParams, aux: np.ndarr
         raise ValueError("too few auxiliary faces to train a decoder")
 
     def protect(x: torch.Tensor, rng_seed: int) -> torch.Tensor:
-        wire = defence.protect(x, defence_params, torch.Generator().manual_seed(rng_seed)).wire
+        # The attacker's own keys (a keyed defence's victim key is unknown to it), seeded
+        # from the attack's seed so the attack repeats; never the victim's key source.
+        keys = KeySource.from_seed(rng_seed).derive("attacker's simulated client")
+        wire = defence.protect_keyed(x, defence_params, torch.Generator().manual_seed(rng_seed),
+                                     keys).wire
         return wire[: len(x)].float().to(dev)
 
     w_val = protect(x_val, seed + 1)

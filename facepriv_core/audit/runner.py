@@ -2,8 +2,10 @@
 
 An audit aligns the faces, protects them with the defence, measures utility the way the
 authorised service would get it, runs each attack and aggregates per-image rows with seeded
-bootstrap confidence intervals. Same spec and seed, same numbers; timings and environment are
-recorded beside them. No secret key ever enters the result.
+bootstrap confidence intervals. Same spec and seed, same numbers (a keyed defence's client
+key is fresh from OS entropy each run unless spec.reproducible_key); timings and environment
+are recorded beside them. No secret key or key seed ever enters the result: only the key's
+fingerprint and whether it is secret.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import torch
 from pydantic import BaseModel
 
 from facepriv_core import __version__
-from facepriv_core.audit.spec import AuditResult, AuditSpec, Estimate
+from facepriv_core.audit.spec import AuditResult, AuditSpec, Estimate, KeyInfo
 from facepriv_core.audit.stats import bootstrap_ci
+from facepriv_core.defences.keys import key_source
+from facepriv_core.errors import UsageError
+from facepriv_core.validation import validate
 
 Progress = Callable[[str, int, int], None]
 Cancel = Callable[[], bool]
@@ -83,6 +88,22 @@ def _concat_protected(parts: list[Any]) -> Any:
     )
 
 
+def key_info(keys: Sequence[Any]) -> KeyInfo | None:
+    """The fingerprint of the batches' keys together (one per batch; FaceMix draws fresh
+    matrices per group), and whether they are secret; None for a keyless defence."""
+    import hashlib
+
+    present = [k for k in keys if k is not None]
+    if not present:
+        return None
+    prints = [k.fingerprint() for k in present]
+    fingerprint = prints[0] if len(set(prints)) == 1 else \
+        hashlib.sha256(" ".join(prints).encode()).hexdigest()[:12]
+    reproducible = all(k.reproducible for k in present)
+    return KeyInfo(fingerprint=fingerprint, reproducible=reproducible, secret=not reproducible,
+                   label=present[0].label)
+
+
 def environment(device: torch.device) -> dict[str, str]:
     return {
         "facepriv": __version__,
@@ -112,8 +133,10 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
 
     torch.manual_seed(spec.seed)
     defence = defences.get(spec.defence, device=str(device))
-    dparams = defence.Params(**spec.defence_params)
+    dparams = validate(defence.Params, spec.defence_params,
+                       f"parameters for defence '{spec.defence}'")
     rng = torch.Generator(device=device).manual_seed(spec.seed)
+    keys = key_source(spec.reproducible_key, spec.seed)
     recogniser = models.get(spec.recogniser, device)
     x = chips_to_tensor(data.chips, device)
 
@@ -121,9 +144,10 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
     parts = []
     for start in range(0, len(x), spec.batch_size):
         check_cancel(cancel)
-        parts.append(defence.protect(x[start:start + spec.batch_size], dparams, rng))
+        parts.append(defence.protect_keyed(x[start:start + spec.batch_size], dparams, rng, keys))
         if progress:
             progress("protecting", min(start + spec.batch_size, len(x)), len(x))
+    key = key_info([p.key for p in parts])
     protected = _concat_protected(parts)
     timings["protect_s"] = time.perf_counter() - t
 
@@ -153,7 +177,8 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
         attack = attack_registry.get(a.name, device=str(device))
         reason = attack.applicable(protected, defence)
         if reason:
-            raise ValueError(f"attack '{a.name}' does not apply: {reason}")
+            raise UsageError(f"attack '{a.name}' does not apply to defence '{spec.defence}': "
+                             f"{reason}")
         t = time.perf_counter()
         torch.manual_seed(spec.seed)
 
@@ -161,7 +186,8 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
             if progress:
                 progress(f"attack {_name}", event.step, event.total)
 
-        result = attack.run(case, attack.Params(**a.params), on_event, cancel)
+        aparams = validate(attack.Params, a.params, f"parameters for attack '{a.name}'")
+        result = attack.run(case, aparams, on_event, cancel)
         timings[f"attack_{a.name}_s"] = time.perf_counter() - t
         attack_out[a.name] = result.per_image
         threat_models[a.name] = attack.threat.sentence
@@ -184,7 +210,7 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
         spec=spec, spec_hash=spec.spec_hash(), defence=spec.defence,
         wire_kind=protected.wire_kind, wire_shape=list(protected.wire_shape),
         utility=utility, attacks=attack_estimates, threat_models=threat_models, rows=rows,
-        failures=data.failures, timings=timings, environment=environment(device),
+        failures=data.failures, timings=timings, environment=environment(device), key=key,
     )
     result.images.update({"original": data.chips, "protected": protected.preview,
                           **reconstructions})

@@ -27,12 +27,19 @@ class AuditSpec(BaseModel):
     attacks: list[AttackSpec] = Field(default_factory=list)
     images: list[str] = Field(default_factory=list, description="photo paths (detected)")
     dataset: str | None = Field(None, description="olivetti:PATH, folder:PATH, sfhq:PATH, ...")
-    limit: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1, le=10_000_000)
     recogniser: str = "dlib-resnet"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**63 - 1,
+                      description="seed of every keyless random draw (noise, Shuffle2, "
+                                  "attacks, bootstrap); a key comes from it only with "
+                                  "reproducible_key")
+    reproducible_key: bool = Field(
+        False, description="derive keyed defences' client key from `seed` (reproducible, "
+                           "NOT secret); by default every run draws a fresh key from OS "
+                           "entropy")
     device: str = "cpu"
-    batch_size: int = Field(32, ge=1)
-    bootstrap: int = Field(1000, ge=0)
+    batch_size: int = Field(32, ge=1, le=4096)
+    bootstrap: int = Field(1000, ge=0, le=100_000)
 
     @model_validator(mode="after")
     def _one_source(self) -> AuditSpec:
@@ -45,6 +52,15 @@ class AuditSpec(BaseModel):
         payload = self.model_dump(exclude={"device"})
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class KeyInfo(BaseModel):
+    """What a result says about the client key: fingerprint and kind, never the key or a seed."""
+
+    fingerprint: str
+    reproducible: bool
+    secret: bool
+    label: str
 
 
 class Estimate(BaseModel):
@@ -67,6 +83,7 @@ class AuditResult(BaseModel):
     failures: dict[str, str]
     timings: dict[str, float]
     environment: dict[str, str]
+    key: KeyInfo | None = None
     _images: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
 
     @property
@@ -80,11 +97,13 @@ class AuditResult(BaseModel):
         return {
             "spec_hash": self.spec_hash,
             "defence": self.defence,
+            "key": self.key.model_dump() if self.key is not None else None,
             "utility": {k: v.mean for k, v in self.utility.items()},
             "attacks": {a: {k: v.mean for k, v in m.items()} for a, m in self.attacks.items()},
             "timings": self.timings,
         }
 
     def numbers(self) -> dict[str, Any]:
-        """Everything that must repeat under the same spec (timings/environment excluded)."""
+        """Everything that must repeat under the same spec (timings/environment excluded; a
+        secret key, fresh every run, is reproducible only with spec.reproducible_key)."""
         return self.model_dump(exclude={"timings", "environment"})

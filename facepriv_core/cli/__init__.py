@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from collections.abc import Sequence
 
 from facepriv_core import __version__
@@ -29,8 +30,22 @@ __all__ = ["UsageError", "build_parser", "main", "parse_sets"]
 VERBS = (models_cmd, plugins_cmd, data_cmd, verify_cmd, protect_cmd, audit_cmd, train_cmd)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the message and where to look, not the usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def one_line(text: str, limit: int = 600) -> str:
+    """`text` on one line, shortened: error messages never spill over many lines."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="facepriv", description="Audit face-privacy defences.")
+    p = Parser(prog="facepriv", description="Audit face-privacy defences.")
     p.add_argument("--version", action="version", version=f"facepriv {__version__}")
     p.add_argument("--debug", action="store_true",
                    help="show the full traceback when something unexpected fails")
@@ -41,13 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. A FacePrivError (the user can fix it) is one line and exit code 2; a
+    pydantic ValidationError that escaped a validate() call is explained the same way; any
+    other exception is a bug: one line naming it, a pointer to --debug, exit code 1."""
     from facepriv_core.errors import FacePrivError
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return int(exc.code) if isinstance(exc.code, int) else 2
     try:
         return int(args.func(args))
     except FacePrivError as exc:
-        print(f"facepriv: error: {exc}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"facepriv: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("facepriv: interrupted", file=sys.stderr)
@@ -56,15 +79,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except Exception as exc:
+        if args.debug:
+            raise
         from pydantic import ValidationError
 
         if isinstance(exc, ValidationError):
-            print(f"facepriv: error: {exc}", file=sys.stderr)
+            from facepriv_core.validation import explain
+
+            print(f"facepriv: error: invalid {exc.title}: {one_line(explain(exc))}",
+                  file=sys.stderr)
             return 2
-        if args.debug:
-            raise
-        print(f"facepriv: unexpected failure ({type(exc).__name__}: {exc}); "
-              "run with --debug for the traceback", file=sys.stderr)
+        print(f"facepriv: unexpected failure ({type(exc).__name__}: {one_line(str(exc), 300)}"
+              "); this is a bug in FacePriv: run with --debug for the traceback",
+              file=sys.stderr)
         return 1
 
 

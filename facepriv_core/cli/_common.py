@@ -9,7 +9,60 @@ from typing import Any
 
 from facepriv_core.errors import UsageError
 
-__all__ = ["UsageError", "add_audit_flags", "audit_spec_from_args", "parse_sets", "print_out"]
+__all__ = ["SEED_MAX", "UsageError", "add_audit_flags", "audit_spec_from_args", "bounded_int",
+           "defence_params", "existing_file", "parse_sets", "print_out", "resolve_device"]
+
+#: Seeds go to torch.Generator.manual_seed and numpy, which take at most 64-bit values.
+SEED_MAX = 2**63 - 1
+#: --limit and the like: a face count, not a memory size.
+COUNT_MAX = 10_000_000
+
+
+def bounded_int(lo: int, hi: int) -> Any:
+    """An argparse type: an integer in [lo, hi], else argparse's own one-line usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is out of range [{lo}, {hi}]")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def existing_file(path: str, flag: str) -> str:
+    """`path` if it names an existing regular file, else a UsageError saying which flag."""
+    import stat
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        raise UsageError(f"{flag} '{path}': no such file") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{flag} '{path}' is a directory: give an image file")
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{flag} '{path}' is not a regular file")
+    return path
+
+
+def resolve_device(name: str | None) -> Any:
+    """The torch device for --device (typed DeviceError when absent or unknown)."""
+    from facepriv_core import models
+
+    return models.resolve_device(name)
+
+
+def defence_params(defence: Any, sets: Sequence[str]) -> Any:
+    """The defence's Params from --set pairs; errors list the valid parameters and bounds."""
+    from facepriv_core.validation import validate
+
+    return validate(defence.Params, parse_sets(sets), f"--set for defence '{defence.name}'")
 
 
 def print_out(obj: object, as_json: bool) -> None:
@@ -77,18 +130,11 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
 
 def audit_spec_from_args(args: argparse.Namespace) -> Any:
     """An AuditSpec from --spec FILE.yaml, or from the flags (flags given override the file)."""
-    from pathlib import Path
-
-    import yaml
-
+    from facepriv_core import specfile
     from facepriv_core.audit import AuditSpec
+    from facepriv_core.validation import validate
 
-    base: dict[str, Any] = {}
-    if args.spec:
-        path = Path(args.spec)
-        if not path.is_file():
-            raise UsageError(f"spec file '{path}' not found")
-        base = yaml.safe_load(path.read_text()) or {}
+    base: dict[str, Any] = specfile.load(args.spec) if args.spec else {}
     attack_params: dict[str, dict[str, str]] = {}
     for item in args.attack_set:
         name, dot, rest = item.partition(".")
@@ -102,15 +148,19 @@ def audit_spec_from_args(args: argparse.Namespace) -> Any:
         "limit": args.limit,
         "seed": args.seed,
         "device": args.device,
+        "reproducible_key": True if args.reproducible_key else None,
     }
     spec = {**base, **{k: v for k, v in flags.items() if v is not None}}
     if args.set:
-        spec["defence_params"] = {**spec.get("defence_params", {}), **parse_sets(args.set)}
+        given = spec.get("defence_params") or {}
+        if not isinstance(given, dict):
+            raise UsageError("defence_params in the spec must be a mapping of name: value")
+        spec["defence_params"] = {**given, **parse_sets(args.set)}
     if args.attack:
         spec["attacks"] = [{"name": n, "params": attack_params.get(n, {})} for n in args.attack]
     if "defence" not in spec:
         raise UsageError("give --defence NAME or a --spec file that names one")
-    return AuditSpec(**spec)
+    return validate(AuditSpec, spec, "audit spec")
 
 
 def add_audit_flags(p: argparse.ArgumentParser) -> None:
@@ -125,8 +175,13 @@ def add_audit_flags(p: argparse.ArgumentParser) -> None:
     src.add_argument("--image", action="append", default=[], help="a photo, repeatable")
     src.add_argument("--dataset", default=None,
                      help="olivetti:PATH, folder:PATH, aligned:PATH, sfhq:PATH or lfw")
-    p.add_argument("--limit", type=int, default=None, help="use at most N faces")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--limit", type=bounded_int(1, COUNT_MAX), default=None,
+                   help="use at most N faces")
+    p.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=None,
+                   help="seed of the keyless random draws; the key too with --reproducible-key")
+    p.add_argument("--reproducible-key", action="store_true",
+                   help="derive keyed defences' client key from --seed: reproducible, NOT "
+                        "secret (default: a fresh key from OS entropy every run)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps or auto")
     p.add_argument("--out", default=None, help="folder for the result JSON and images")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from facepriv_core.cli._common import parse_sets, print_out
+from facepriv_core.cli._common import (
+    SEED_MAX,
+    bounded_int,
+    defence_params,
+    existing_file,
+    print_out,
+    resolve_device,
+)
 
 
 def cmd_protect(args: argparse.Namespace) -> int:
@@ -15,15 +22,17 @@ def cmd_protect(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from facepriv_core import defences, faces, metrics, models
+    from facepriv_core.defences.keys import key_source
 
-    device = models.resolve_device(args.device)
-    image = faces.load_image(args.image)
+    device = resolve_device(args.device)
+    image = faces.load_image(existing_file(args.image, "--image"))
     face = faces.from_aligned(image) if args.aligned else faces.detect_and_align(image)
     x = faces.chips_to_tensor(face.chip150, device)
     defence = defences.get(args.defence, device=str(device))
-    params = defence.Params(**parse_sets(args.set))
+    params = defence_params(defence, args.set)
     rng = torch.Generator(device=device).manual_seed(args.seed)
-    protected = defence.protect(x, params, rng)
+    protected = defence.protect_keyed(x, params, rng, key_source(args.reproducible_key,
+                                                                 args.seed))
     recogniser = models.get("dlib-resnet", device)
     with torch.no_grad():
         clean = recogniser.embed(x)
@@ -35,6 +44,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
         "wire_shape": list(protected.wire_shape),
         "wire_bytes": protected.wire_bytes,
         "key_bytes": protected.key.nbytes if protected.key is not None else 0,
+        "key": protected.key.describe() if protected.key is not None else None,
         "utility_cosine": float(metrics.cosine(authorised, clean)[0]),
         **{k: float(v) for k, v in protected.metrics.items()},
     }
@@ -61,7 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a defence parameter, repeatable")
     pr.add_argument("--out", default=None, help="folder for the preview PNG")
-    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=0,
+                    help="seed of the keyless random draws (noise, Shuffle2); the key too "
+                         "with --reproducible-key")
+    pr.add_argument("--reproducible-key", action="store_true",
+                    help="derive the client key from --seed: reproducible, NOT secret "
+                         "(default: a fresh key from OS entropy every run)")
     pr.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     pr.add_argument("--json", action="store_true", help="print JSON")
     pr.set_defaults(func=cmd_protect)

@@ -13,14 +13,15 @@ from facepriv_core.progress import terminal_progress
 
 
 def cmd_ppfr_fd(args: argparse.Namespace) -> int:
+    from facepriv_core.defences.keys import KeySource
     from facepriv_core.defences.ppfr_fd import PPFRParams
     from facepriv_core.train import train_ppfr_fd_adapter
 
     bar = terminal_progress("training PPFR-FD adapter")
     ckpt = train_ppfr_fd_adapter(
         args.data, args.out,
-        params=PPFRParams(channels=args.channels, selection=args.selection,
-                          shuffle_seed=args.shuffle_seed),
+        params=PPFRParams(channels=args.channels, selection=args.selection),
+        key_source=KeySource.from_seed(args.shuffle_seed),
         epochs=args.epochs, max_images=args.max_images, val_images=args.val_images,
         batch_size=args.batch_size, lr=args.lr, stage=args.stage, device=args.device,
         seed=args.seed, progress=lambda step, total, loss: bar(step, total),
@@ -81,7 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ppfr.add_argument("--selection", default="zigzag_lowest",
                       choices=["zigzag_lowest", "zigzag_spread"])
     ppfr.add_argument("--shuffle-seed", type=int, default=0,
-                      help="the client's Shuffle1 seed the wires are made with (not stored)")
+                      help="seed of the reproducible (not secret) client key the wires are "
+                           "made with; protect with --reproducible-key --seed N to match it "
+                           "(only its fingerprint is stored)")
     ppfr.add_argument("--device", default=None, help="cpu, cuda, ... (default: best present)")
     ppfr.add_argument("--seed", type=int, default=0)
     ppfr.set_defaults(func=cmd_ppfr_fd)

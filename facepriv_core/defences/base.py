@@ -19,6 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from facepriv_core.cancel import Cancel, Cancelled
+from facepriv_core.defences.keys import KeySource
 
 WireKind = Literal["image", "features", "embedding", "frequency"]
 Progress = Callable[[int, int], None]
@@ -48,12 +49,17 @@ class SecretKey:
     """Client-side secret material. Its repr, str and pickled/JSON forms never show it.
 
     Only `export()` returns the tensors, for a user who explicitly asks to export the key.
+    `reproducible` is True when the key came from a public seed (KeySource.from_seed): such a
+    key is labelled "not secret" wherever it is described. Parts are key material only, never
+    the seed that drew them.
     """
 
-    __slots__ = ("_parts",)
+    __slots__ = ("_parts", "reproducible")
 
-    def __init__(self, **parts: torch.Tensor | np.ndarray | int) -> None:
+    def __init__(self, *, reproducible: bool = False,
+                 **parts: torch.Tensor | np.ndarray | int) -> None:
         object.__setattr__(self, "_parts", dict(parts))
+        object.__setattr__(self, "reproducible", reproducible)
 
     def __getitem__(self, name: str) -> Any:
         return self._parts[name]
@@ -86,8 +92,21 @@ class SecretKey:
             h.update(name.encode() + arr.tobytes())
         return h.hexdigest()[:12]
 
+    @property
+    def label(self) -> str:
+        from facepriv_core.defences.keys import REPRODUCIBLE_LABEL, SECRET_LABEL
+
+        return REPRODUCIBLE_LABEL if self.reproducible else SECRET_LABEL
+
+    def describe(self) -> dict[str, Any]:
+        """What outputs may say about the key: its fingerprint, size and kind, nothing more."""
+        return {"fingerprint": self.fingerprint(), "bytes": self.nbytes,
+                "reproducible": self.reproducible, "secret": not self.reproducible,
+                "label": self.label}
+
     def __repr__(self) -> str:
-        return f"<SecretKey {self.nbytes} bytes>"
+        kind = "reproducible, not secret" if self.reproducible else "secret"
+        return f"<SecretKey {self.nbytes} bytes, {kind}>"
 
     __str__ = __repr__
 
@@ -166,6 +185,8 @@ class Defence(ABC):
     wire_kind: ClassVar[WireKind]
     Params: ClassVar[type[DefenceParams]]
     optimising: ClassVar[bool] = False
+    #: Keyed defences take `key: KeySource | None` in protect (None: a fresh secret source).
+    keyed: ClassVar[bool] = False
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
@@ -180,7 +201,18 @@ class Defence(ABC):
         """Protect chips x (N, 3, 150, 150) in [0, 1]; all randomness comes from `rng`.
 
         Optimising defences report `progress(step, total)` and stop with ProtectionCancelled
-        soon after `cancel()` turns true; closed-form ones may ignore both."""
+        soon after `cancel()` turns true; closed-form ones may ignore both. Keyed defences
+        (`keyed = True`) also take `key: KeySource | None = None` and draw their secret from it
+        (a fresh OS-entropy source when None), never from `rng` or a Params field."""
+
+    def protect_keyed(self, x: torch.Tensor, params: DefenceParams, rng: torch.Generator,
+                      key: KeySource | None, progress: Progress | None = None,
+                      cancel: Cancel | None = None) -> Protected:
+        """protect(), handing `key` to keyed defences (keyless ones have no key argument)."""
+        if self.keyed:
+            return self.protect(x, params, rng, progress=progress, cancel=cancel,
+                                key=key)  # type: ignore[call-arg]
+        return self.protect(x, params, rng, progress=progress, cancel=cancel)
 
 
 def image_preview(x: torch.Tensor) -> np.ndarray:

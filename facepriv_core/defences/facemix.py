@@ -46,6 +46,7 @@ from facepriv_core.defences.base import (
     SecretKey,
     tile_channels,
 )
+from facepriv_core.defences.keys import KeySource
 from facepriv_core.models.dlib_resnet import DEFAULT_SPLIT, EMBEDDING_DIM
 
 CHECKPOINT_KIND = "facemix-server"
@@ -143,13 +144,12 @@ class LinearHead(nn.Module):
 
 def load_trained_server(path: str, stage: str, device: torch.device) -> nn.Module:
     """The fine-tuned server part saved by facepriv_core.train.facemix_server."""
-    from facepriv_core import models
+    from facepriv_core import checkpoints, models
+    from facepriv_core.errors import CheckpointError
 
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    if ckpt.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"'{path}' is not a FaceMix server checkpoint")
+    ckpt = checkpoints.load(path, CHECKPOINT_KIND, "FaceMix server checkpoint", device)
     if ckpt["stage"] != stage:
-        raise ValueError(f"'{path}' was trained for stage {ckpt['stage']!r}, not {stage!r}")
+        raise CheckpointError(f"'{path}' was trained for stage {ckpt['stage']!r}, not {stage!r}")
     _, server = models.get("dlib-resnet", device).split(stage)
     server = copy.deepcopy(server)  # the zoo's model is shared: never overwrite its weights
     server.load_state_dict(ckpt["state_dict"])
@@ -166,6 +166,7 @@ class FaceMix(Defence):
     )
     wire_kind = "features"
     Params = FaceMixParams
+    keyed = True
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
@@ -186,7 +187,9 @@ class FaceMix(Defence):
 
     def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
                 progress: Progress | None = None,
-                cancel: Cancel | None = None) -> Protected:
+                cancel: Cancel | None = None, key: KeySource | None = None) -> Protected:
+        """The mixing matrices come from `key`'s stream (a fresh secret source when None), so
+        the batches of one audit get fresh matrices each; `rng` is not used."""
         from facepriv_core import models
 
         shallow, dlib_server = models.get("dlib-resnet", self.device).split(params.stage)
@@ -195,8 +198,9 @@ class FaceMix(Defence):
             feats = shallow(x.to(self.device))
             server = self._server(params, dlib_server, feats.shape[1])
             groups = group_indices(n, params.group_size)
+            source = key if key is not None else KeySource.secret()
             a = mixing_matrices(len(groups), params.group_size, params.coefficients,
-                                params.cond_max, rng)
+                                params.cond_max, source.stream("facemix"))
             wire = mix(feats, groups, a)
 
         @functools.cache
@@ -221,5 +225,6 @@ class FaceMix(Defence):
             }
 
         return Protected(wire=wire, wire_kind="features", preview=tile_channels(wire),
-                         utility=lambda rec: decrypted(), key=SecretKey(matrices=a),
+                         utility=lambda rec: decrypted(),
+                         key=SecretKey(matrices=a, reproducible=source.reproducible),
                          metrics=LazyMetrics(diagnostics))

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -51,6 +50,7 @@ from facepriv_core.defences.base import (
     SecretKey,
     tile_channels,
 )
+from facepriv_core.defences.keys import KeySource
 
 PPFR_FD = Paper(
     title="Privacy-Preserving Face Recognition in the Frequency Domain",
@@ -76,9 +76,6 @@ class PPFRParams(DefenceParams):
                                              "in JPEG zig-zag order (low to fairly high "
                                              "frequencies); 'zigzag_spread' = evenly spaced "
                                              "ranks over the whole zig-zag order")
-    shuffle_seed: int = Field(0, ge=0, le=2**63 - 1,
-                              description="the client's secret seed fixing Shuffle1 (part of "
-                                          "the key; pick your own)")
     drop_dc: bool = Field(True, description="drop the DC channel (the block means), which "
                                             "holds most of the image energy")
     mix: bool = Field(True, description="channel mixing (E_j + E_{j+1}) / 2 after Shuffle1, "
@@ -146,9 +143,9 @@ def selected_channels(params: PPFRParams) -> list[int]:
     return [c for c in kept if c != 0] if params.drop_dc else kept
 
 
-def shuffle1_permutation(seed: int, c: int) -> torch.Tensor:
-    """The secret, fixed channel permutation drawn from the client's seed (CPU, long)."""
-    return torch.randperm(c, generator=torch.Generator().manual_seed(seed))
+def shuffle1_permutation(source: KeySource, c: int) -> torch.Tensor:
+    """The secret, fixed channel permutation of the client's key source (CPU, long)."""
+    return torch.randperm(c, generator=source.generator("ppfr_fd shuffle1"))
 
 
 def shuffle2_permutations(n: int, c: int, rng: torch.Generator) -> torch.Tensor:
@@ -226,9 +223,9 @@ def utility_adapter(params: PPFRParams, key: SecretKey, device: torch.device
 
     if params.adapter_path is None:
         return _cached_untrained(wire_channels(params), str(device))
-    path = Path(params.adapter_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"PPFR-FD adapter checkpoint '{path}' not found")
+    from facepriv_core.checkpoints import regular_file
+
+    path = regular_file(params.adapter_path, "PPFR-FD adapter checkpoint")
     adapter, info = _cached_adapter(str(path.resolve()), path.stat().st_mtime_ns, str(device))
     check_compatible(info, params)
     return adapter, {**info, "key_match": info["key_fingerprint"] == key.fingerprint()}
@@ -249,22 +246,26 @@ class PPFRFD(Defence):
     paper = PPFR_FD
     wire_kind = "frequency"
     Params = PPFRParams
+    keyed = True
 
-    def key_for(self, params: PPFRParams) -> SecretKey:
-        """The client's key: the seed and the Shuffle1 permutation it fixes."""
-        perm = shuffle1_permutation(params.shuffle_seed, len(selected_channels(params)))
-        return SecretKey(shuffle1_seed=params.shuffle_seed, shuffle1=perm)
+    def key_for(self, params: PPFRParams, source: KeySource) -> SecretKey:
+        """The client's key: the Shuffle1 permutation its key source fixes (never the seed)."""
+        perm = shuffle1_permutation(source, len(selected_channels(params)))
+        return SecretKey(shuffle1=perm, reproducible=source.reproducible)
 
     def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
                 progress: Progress | None = None,
-                cancel: Cancel | None = None) -> FrequencyProtected:
+                cancel: Cancel | None = None, key: KeySource | None = None
+                ) -> FrequencyProtected:
+        """Shuffle1 comes from `key` (a fresh secret source when None); Shuffle2, drawn per
+        image and discarded, from `rng`."""
         x = x.to(self.device)
-        key = self.key_for(params)
+        secret = self.key_for(params, key if key is not None else KeySource.secret())
         coef = block_dct(to_grey112(x))
         shuffle2 = shuffle2_permutations(x.shape[0], wire_channels(params), rng)
-        wire = mask_coefficients(coef, params, key["shuffle1"], shuffle2).detach()
+        wire = mask_coefficients(coef, params, secret["shuffle1"], shuffle2).detach()
         nondc = [c for c in selected_channels(params) if c != 0]
-        adapter, info = utility_adapter(params, key, self.device)
+        adapter, info = utility_adapter(params, secret, self.device)
 
         def utility(recognizer: Any) -> torch.Tensor:
             if not hasattr(recognizer, "split"):
@@ -280,5 +281,5 @@ class PPFRFD(Defence):
         if progress:
             progress(1, 1)
         return FrequencyProtected(wire=wire, wire_kind="frequency", preview=tile_channels(wire),
-                                  utility=utility, key=key, metrics=metrics,
+                                  utility=utility, key=secret, metrics=metrics,
                                   utility_model=describe_adapter(info))

@@ -172,18 +172,22 @@ def prototype_for(prototypes: torch.Tensor, labels: torch.Tensor, target: Gender
 def load_autoencoder(path: str | Path, device: torch.device | str
                      ) -> tuple[SanAutoencoder, torch.Tensor, dict[str, Any]]:
     """Network, prototypes (2, 3, 150, 150; female, male) and facts from a checkpoint."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"SAN autoencoder checkpoint '{p}' not found; {TRAIN_HINT}")
+    from facepriv_core.checkpoints import regular_file
+    from facepriv_core.errors import CheckpointError
+
+    try:
+        p = regular_file(path, "SAN autoencoder checkpoint")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; {TRAIN_HINT}") from None
     return _cached_autoencoder(str(p.resolve()), p.stat().st_mtime_ns, str(device))
 
 
 @functools.lru_cache(maxsize=4)
 def _cached_autoencoder(path: str, mtime: int, device: str
                         ) -> tuple[SanAutoencoder, torch.Tensor, dict[str, Any]]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"'{path}' is not a SAN autoencoder checkpoint")
+    from facepriv_core import checkpoints
+
+    ckpt = checkpoints.load(path, CHECKPOINT_KIND, "SAN autoencoder checkpoint")
     net = SanAutoencoder(**ckpt["config"])
     net.load_state_dict(ckpt["state_dict"])
     info = {k: v for k, v in ckpt.items() if k not in ("state_dict", "config", "prototypes")}

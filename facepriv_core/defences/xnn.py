@@ -40,6 +40,7 @@ from facepriv_core.defences.base import (
     SecretKey,
     tile_channels,
 )
+from facepriv_core.defences.keys import KeySource
 from facepriv_core.models.dlib_resnet import DEFAULT_SPLIT, _Head, _Residual, add_zero_padded
 
 
@@ -49,9 +50,6 @@ class XnnParams(DefenceParams):
     cond_max: float = Field(10.0, ge=1.0, le=1e6,
                             description="condition number of the secret matrix M (its singular "
                                         "values are log-uniform in [cond^-1/2, cond^1/2])")
-    key_seed: int | None = Field(None, ge=0,
-                                 description="seed of a fixed client key; empty draws the key "
-                                             "from the run's random generator")
 
 
 def random_orthogonal(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -133,18 +131,20 @@ class Xnn(Defence):
     )
     wire_kind = "features"
     Params = XnnParams
+    keyed = True
 
     def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
                 progress: Progress | None = None,
-                cancel: Cancel | None = None) -> Protected:
+                cancel: Cancel | None = None, key: KeySource | None = None) -> Protected:
+        """The client's key (P, M) comes from `key` (a fresh secret source when None): one
+        fixed key per source, whatever the batch; `rng` is not used."""
         from facepriv_core import models
 
         shallow, server = models.get("dlib-resnet", self.device).split(params.stage)
         with torch.no_grad():
             feats = shallow(x.to(self.device))
-            gen = rng if params.key_seed is None else torch.Generator().manual_seed(
-                params.key_seed)
-            perm, m = draw_key(feats.shape[1], params.cond_max, gen)
+            source = key if key is not None else KeySource.secret()
+            perm, m = draw_key(feats.shape[1], params.cond_max, source.generator("xnn"))
             wire = transform(feats, perm, m)
 
         @functools.cache
@@ -163,5 +163,6 @@ class Xnn(Defence):
             }
 
         return Protected(wire=wire, wire_kind="features", preview=tile_channels(wire),
-                         utility=lambda rec: authorised(), key=SecretKey(perm=perm, M=m),
+                         utility=lambda rec: authorised(),
+                         key=SecretKey(perm=perm, M=m, reproducible=source.reproducible),
                          metrics=LazyMetrics(diagnostics))

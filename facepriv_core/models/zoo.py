@@ -53,14 +53,43 @@ def available(task: str | None = None) -> list[str]:
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to use: the one asked for, else the best present (cuda > mps > cpu)."""
+    """The device to use: the one asked for, else the best present (cuda > mps > cpu).
+
+    A name torch does not know, or a device this machine lacks, is a DeviceError (typed, with
+    what to use instead), not a failure deep inside the first tensor operation."""
+    if isinstance(device, torch.device):
+        return device
     if device not in (None, "auto"):
-        return torch.device(device)
+        return _checked_device(str(device))
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _checked_device(name: str) -> torch.device:
+    from facepriv_core.errors import DeviceError
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise DeviceError(f"unknown device {name!r}: use cpu, cuda, cuda:N, mps or auto") \
+            from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {name!r} asked for, but this machine has no usable CUDA "
+                              "GPU (or torch was built without CUDA): use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {name!r} asked for, but only "
+                              f"{torch.cuda.device_count()} CUDA device(s) exist")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise DeviceError(f"device {name!r} asked for, but MPS is not available here: "
+                              "use --device cpu or auto")
+    elif dev.type != "cpu":
+        raise DeviceError(f"device {name!r} is not supported: use cpu, cuda, mps or auto")
+    return dev
 
 
 def get(name: str, device: str | torch.device | None = "cpu") -> Any:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facepriv_core.defences.keys import KeySource
 from facepriv_core.defences.ppfr_fd import (
     PPFRParams,
     block_dct,
@@ -104,9 +105,9 @@ def untrained_adapter(in_channels: int, device: torch.device | str
 def load_adapter(path: str | Path, device: torch.device | str
                  ) -> tuple[FrequencyAdapter, dict[str, Any]]:
     """A trained adapter from a checkpoint (tensors and plain values only: weights_only)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"'{path}' is not a PPFR-FD adapter checkpoint")
+    from facepriv_core import checkpoints
+
+    ckpt = checkpoints.load(path, CHECKPOINT_KIND, "PPFR-FD adapter checkpoint")
     cfg = ckpt["config"]
     adapter = FrequencyAdapter(cfg["in_channels"], tuple(cfg["out_shape"]), cfg["width"],
                                cfg["enc"], cfg["slots"])
@@ -119,8 +120,10 @@ def check_compatible(info: dict[str, Any], params: PPFRParams) -> None:
     """Refuse an adapter trained for a wire of another shape or content."""
     want = {k: getattr(params, k) for k in WIRE_PARAMS}
     if info["defence_params"] != want:
-        raise ValueError(f"the adapter was trained for PPFR-FD params {info['defence_params']}, "
-                         f"not {want}")
+        from facepriv_core.errors import CheckpointError
+
+        raise CheckpointError("the adapter was trained for PPFR-FD params "
+                              f"{info['defence_params']}, not {want}")
 
 
 def _chips(data: Any) -> tuple[np.ndarray, str]:
@@ -173,8 +176,12 @@ def train_ppfr_fd_adapter(
     seed: int = 0,
     progress: TrainProgress | None = None,
     cancel: Cancel | None = None,
+    key_source: KeySource | None = None,
 ) -> dict[str, Any]:
     """Distil clean dlib-resnet embeddings into adapter + frozen server; return the checkpoint.
+
+    key_source: the client's key source the wires are made with (its Shuffle1); None uses the
+    reproducible source of `seed` (not secret). Only its fingerprint is stored.
 
     data: 'sfhq:PATH'-style spec, a FaceDataset or uint8 chips (N, 150, 150, 3); faces are
     aligned, shuffled with `seed`, the last `val_images` held out. Every step draws a fresh
@@ -198,7 +205,7 @@ def train_ppfr_fd_adapter(
 
     model = models.get("dlib-resnet", dev)
     shallow, server = model.split(stage)
-    key = PPFRFD(dev).key_for(params)
+    key = PPFRFD(dev).key_for(params, key_source or KeySource.from_seed(seed))
     with torch.no_grad():
         val_targets = torch.cat([model(chips_to_tensor(val[i:i + 64], dev))
                                  for i in range(0, len(val), 64)])
