@@ -206,15 +206,15 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
                for k in sorted({k for p in per for k in p})}
         for name, per in attack_out.items()
     }
-    result = AuditResult(
+    out = AuditResult(
         spec=spec, spec_hash=spec.spec_hash(), defence=spec.defence,
         wire_kind=protected.wire_kind, wire_shape=list(protected.wire_shape),
         utility=utility, attacks=attack_estimates, threat_models=threat_models, rows=rows,
         failures=data.failures, timings=timings, environment=environment(device), key=key,
     )
-    result.images.update({"original": data.chips, "protected": protected.preview,
-                          **reconstructions})
-    return result
+    out.images.update({"original": data.chips, "protected": protected.preview,
+                       **reconstructions})
+    return out
 
 
 class SweepPoint(BaseModel):

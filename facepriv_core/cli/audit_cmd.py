@@ -72,7 +72,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     au = sub.add_parser("audit", help="protect faces, attack them, aggregate the results")
     add_audit_flags(au)
     au.set_defaults(func=cmd_audit)

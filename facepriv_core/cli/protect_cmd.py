@@ -63,7 +63,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     pr = sub.add_parser("protect", help="protect one face with a defence and measure it")
     pr.add_argument("--defence", required=True, help="registered defence name")
     pr.add_argument("--image", required=True, help="a photo with a face (or an aligned crop)")

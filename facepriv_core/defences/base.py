@@ -55,6 +55,8 @@ class SecretKey:
     """
 
     __slots__ = ("_parts", "reproducible")
+    _parts: dict[str, Any]
+    reproducible: bool
 
     def __init__(self, *, reproducible: bool = False,
                  **parts: torch.Tensor | np.ndarray | int) -> None:

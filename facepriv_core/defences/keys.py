@@ -33,6 +33,9 @@ class KeySource:
     """
 
     __slots__ = ("_material", "_streams", "reproducible")
+    _material: bytes
+    _streams: dict[str, torch.Generator]
+    reproducible: bool
 
     def __init__(self, material: bytes, reproducible: bool) -> None:
         object.__setattr__(self, "_material", material)
