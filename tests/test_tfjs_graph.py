@@ -164,3 +164,47 @@ def test_gradients_and_intermediate_nodes(tmp_path: Path) -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
     with pytest.raises(KeyError, match="no such node"):
         module(x, outputs=["nope"])
+
+
+@pytest.mark.parametrize(("padding", "stride", "depthwise"),
+                         [("SAME", 2, False), ("SAME", 2, True), ("VALID", 1, True)])
+def test_fused_plan_matches_op_by_op_on_even_sizes(tmp_path: Path, padding: str, stride: int,
+                                                   depthwise: bool) -> None:
+    """Even inputs give TF's asymmetric SAME pads, which the fused conv spells as zero taps."""
+    graph = read_graph(_conv_graph(tmp_path, padding, stride, depthwise))
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(2, 8, 10, 3)).astype(np.float32))
+    got = TfjsGraphModule(graph)(x, outputs=["conv", "out"])
+    want = TfjsGraphModule(graph, fused=False)(x, outputs=["conv", "out"])
+    ref = run_reference(graph, x.numpy())["out"]
+    for key in ("conv", "out"):
+        np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["out"].numpy(), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "scale"), [("faceres", 255.0), ("mobileface", 255.0),
+                                             ("mobilefacenet", 1.0), ("gear", 1.0)])
+def test_fused_plan_keeps_requested_nodes_and_gradients(name: str, scale: float) -> None:
+    """Asking for an intermediate node stops fusion there; values and gradients agree."""
+    graph = read_graph(_package_model(name))
+    h, w, c = graph.input_shapes[graph.inputs[0]][1:]
+    fused, plain = TfjsGraphModule(graph), TfjsGraphModule(graph, fused=False)
+    inner = [n.name for n in graph.nodes if n.op in ("Add", "AddV2", "Maximum")][2]
+    with torch.no_grad():  # the widest output (an embedding), not a saturated sigmoid
+        sizes = {k: v.numel() for k, v in fused(torch.zeros(1, h, w, c)).items()}
+    out = max(sizes, key=sizes.__getitem__)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(1, h, w, c, generator=gen) * scale  # the value range of its card
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    a, b = fused(xa, outputs=[inner, out]), plain(xb, outputs=[inner, out])
+    for key in (inner, out):
+        scale = float(b[key].abs().max()) + 1e-6
+        assert float((a[key] - b[key]).abs().max()) / scale < 1e-4, key
+    weights = torch.randn(a[out].shape, generator=gen)  # a softmax sums to 1: project it
+    (a[out] * weights).sum().backward()
+    (b[out] * weights).sum().backward()
+    assert xa.grad is not None and xb.grad is not None
+    # ReLU6 kinks: a pre-activation within float error of 0 or 6 may switch its gradient,
+    # so compare the gradients' directions, not their largest element
+    cos = torch.nn.functional.cosine_similarity(xa.grad.flatten(), xb.grad.flatten(), dim=0)
+    assert float(cos) > 0.999
+    assert len(next(iter(fused._plans.values())).steps) < len(plain.node_names())

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facepriv_core.models.formats.subnormal import flush_subnormal
+
 _ADD_LAYER_VERSION = 2  # add_layer<LAYER, SUBNET>
 _INPUT_ADD_LAYER_VERSION = 3  # add_layer<LAYER, INPUT_LAYER>: the layer right above the input
 _TAG_VERSION = 1  # add_tag_layer and add_skip_layer
@@ -111,7 +113,7 @@ class _Reader:
         dims = self.dims(what, 2)
         count = math.prod(dims)
         raw = self.take(4 * count, f"{count} floats of {what}")
-        return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(dims)
+        return flush_subnormal(np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(dims))
 
     def alias(self, what: str) -> tuple[int, int, int, int]:
         return self.dims(what, 1)

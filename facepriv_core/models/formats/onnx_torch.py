@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
+from facepriv_core.models.formats.subnormal import flush_subnormal
+
 
 class UnsupportedOnnxError(ValueError):
     """The graph uses an op or attribute this converter does not implement."""
@@ -211,7 +213,7 @@ class OnnxGraphModule(nn.Module):
         if unknown:
             raise UnsupportedOnnxError(
                 f"unsupported ONNX ops {unknown}; this converter implements {sorted(OPS)}")
-        consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        consts = {i.name: flush_subnormal(numpy_helper.to_array(i)) for i in graph.initializer}
         inputs = [i.name for i in graph.input if i.name not in consts]
         if len(inputs) != 1 or len(graph.output) != 1:
             raise UnsupportedOnnxError(

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facepriv_core.models.formats.subnormal import flush_subnormal
+
 ELEMENTWISE = ("Add", "AddV2", "BiasAdd", "Sub", "Mul", "RealDiv", "Maximum", "Minimum")
 UNARY = ("Abs", "Square", "Sqrt", "Rsqrt", "Neg", "Exp", "Relu", "Relu6", "Elu", "Sigmoid",
          "Tanh", "Softmax", "Identity")
@@ -129,7 +131,7 @@ def _decode_weights(manifest: list[dict[str, Any]], folder: Path) -> dict[str, n
                                          "is not supported")
                 arr = np.frombuffer(buf, dtype, count, offset).copy()
                 offset += arr.nbytes
-            out[w["name"]] = arr.reshape(shape)
+            out[w["name"]] = flush_subnormal(arr.reshape(shape))
         if offset != len(buf):
             raise TfjsGraphError(f"weight shards {group['paths']} hold {len(buf)} bytes, "
                                  f"the manifest describes {offset}")
@@ -310,9 +312,12 @@ class TfjsGraphModule(nn.Module):
     signature outputs. Float constants are buffers, so `.to(device)` moves the whole graph.
     """
 
-    def __init__(self, graph: TfjsGraph) -> None:
+    def __init__(self, graph: TfjsGraph, fused: bool = True) -> None:
         super().__init__()
         self.graph = graph
+        #: evaluate through a compiled plan of fused ops (tfjs_fused); False: op by op
+        self.fused = fused
+        self._plans: dict[tuple[Any, ...], Any] = {}
         self.input_names = list(graph.inputs)
         self.output_names = dict(graph.outputs)
         self._const_keys: dict[str, str] = {}
@@ -351,103 +356,142 @@ class TfjsGraphModule(nn.Module):
                    and n not in self.input_names]
         if unknown:
             raise KeyError(f"no such node(s): {unknown}")
+        if self.fused:
+            return self._run_fused(inputs, wanted)
         last = max((self._index.get(n, -1) for n in wanted.values()), default=-1)
         env: dict[str, Any] = dict(zip(self.input_names, inputs, strict=True))
         for node in self._order[:last + 1]:
             env[node.name] = self._run(node, [self._value(env, i) for i in node.inputs])
         return {k: env[v] for k, v in wanted.items()}
 
-    def _run(self, node: Node, args: list[Any]) -> Any:  # one branch per op
-        op, a = node.op, node.attrs
-        if op in ("Conv2D", "_FusedConv2D"):
-            _check_nhwc(node)
-            x, w = args[0], args[1]
-            stride, dil = _spatial(node, "strides"), _spatial(node, "dilations")
-            k = (w.shape[0], w.shape[1])
-            xc = _pad_for(node, _nchw(x), k, stride, dil)
-            y = _nhwc(F.conv2d(xc, w.permute(3, 2, 0, 1), stride=stride, dilation=dil))
-            return _fused_tail(node, y, args[2:]) if op == "_FusedConv2D" else y
-        if op in ("DepthwiseConv2dNative", "FusedDepthwiseConv2dNative"):
-            _check_nhwc(node)
-            x, w = args[0], args[1]
-            stride, dil = _spatial(node, "strides"), _spatial(node, "dilations")
-            kh, kw, cin, mult = w.shape
-            xc = _pad_for(node, _nchw(x), (kh, kw), stride, dil)
-            weight = w.permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
-            y = _nhwc(F.conv2d(xc, weight, stride=stride, dilation=dil, groups=cin))
-            return _fused_tail(node, y, args[2:]) if op.startswith("Fused") else y
-        if op in ("MatMul", "_FusedMatMul"):
-            x, w = args[0], args[1]
-            if a.get("transpose_a"):
-                x = x.transpose(-1, -2)
-            if a.get("transpose_b"):
-                w = w.transpose(-1, -2)
-            y = x @ w
-            return _fused_tail(node, y, args[2:]) if op == "_FusedMatMul" else y
-        if op in ("MaxPool", "AvgPool"):
-            _check_nhwc(node)
-            k, s = _spatial(node, "ksize"), _spatial(node, "strides")
-            x = _nchw(args[0])
-            if op == "MaxPool":
-                xp = _pad_for(node, x, k, s, (1, 1), value=-math.inf)
-                return _nhwc(F.max_pool2d(xp, k, s))
-            if a.get("padding") == "SAME":  # TF averages over the valid pixels only
-                ones = torch.ones_like(x[:, :1])
-                num = F.avg_pool2d(_pad_for(node, x, k, s, (1, 1)), k, s)
-                den = F.avg_pool2d(_pad_for(node, ones, k, s, (1, 1)), k, s)
-                return _nhwc(num / den)
-            return _nhwc(F.avg_pool2d(x, k, s))
-        if op in ("Add", "AddV2", "BiasAdd"):
-            return args[0] + args[1]
-        if op == "Sub":
-            return args[0] - args[1]
-        if op == "Mul":
-            return args[0] * args[1]
-        if op == "RealDiv":
-            return args[0] / args[1]
-        if op == "Maximum":
-            return torch.maximum(*_as_tensors(args))
-        if op == "Minimum":
-            return torch.minimum(*_as_tensors(args))
-        if op in _UNARY_TORCH:
-            return _UNARY_TORCH[op](args[0])
-        if op in ("LeakyRelu", "Prelu"):
-            return _activation(op, args[0], node, args[1] if len(args) > 1 else None)
-        if op == "Softmax":
-            return torch.softmax(args[0], dim=-1)
-        if op in ("Sum", "Mean", "Max"):
-            x = args[0]
-            dims = _reduce_axes(node, args[1], x.dim())
-            keep = bool(a.get("keep_dims", False))
-            if op == "Sum":
-                return x.sum(dim=dims, keepdim=keep)
-            if op == "Mean":
-                return x.mean(dim=dims, keepdim=keep)
-            return x.amax(dim=dims, keepdim=keep)
-        if op == "Pad":
-            p = np.asarray(args[1]).reshape(-1, 2)
-            flat = [int(v) for row in p[::-1] for v in row]
-            return F.pad(args[0], flat)
-        if op == "Reshape":
-            return args[0].reshape([int(s) for s in np.asarray(args[1]).ravel()])
-        if op == "Squeeze":
-            dims = a.get("squeeze_dims") or [i for i, s in enumerate(args[0].shape) if s == 1]
-            x = args[0]
-            for d in sorted((int(d) % x.dim() for d in dims), reverse=True):
-                x = x.squeeze(d)
-            return x
-        if op == "ExpandDims":
-            return args[0].unsqueeze(int(np.asarray(args[1]).ravel()[0]))
-        if op == "StridedSlice":
-            return _strided_slice(node, args[0], *(np.asarray(v).ravel() for v in args[1:4]))
-        if op == "ConcatV2":
-            axis = int(np.asarray(args[-1]).ravel()[0])
-            return torch.cat(list(_as_tensors(args[:-1])), dim=axis)
-        if op in ("FusedBatchNorm", "FusedBatchNormV3"):
-            x, scale, offset, mean, var = args[:5]
-            eps = float(a.get("epsilon", 1e-3))
-            return (x - mean) * (scale * torch.rsqrt(var + eps)) + offset
-        raise UnsupportedTfjsOpError(f"op {op!r} ({node.name!r}) is not implemented")
+    def _run_fused(self, inputs: Sequence[torch.Tensor], wanted: dict[str, str]
+                   ) -> dict[str, torch.Tensor]:
+        from facepriv_core.models.formats import tfjs_fused
+
+        ref = next(iter(self.buffers()), inputs[0])
+        key = (tuple(sorted(wanted.items())), str(ref.device), ref.dtype)
+        plan = self._plans.get(key)
+        if plan is None:  # compiled once per output set, device and dtype
+            values: dict[str, Any] = dict(self._int_consts)
+            values.update({n: getattr(self, k) for n, k in self._const_keys.items()})
+            plan = tfjs_fused.compile_plan(self.graph, wanted, values, ref.device, ref.dtype)
+            self._plans[key] = plan
+        return tfjs_fused.run_plan(plan, inputs)
+
+    def _run(self, node: Node, args: list[Any]) -> Any:
+        return OPS[node.op](node, args)
+
+
+# --- the op table: one function per TF op, NHWC semantics ------------------------------------
+
+def _conv(node: Node, args: list[Any]) -> torch.Tensor:
+    _check_nhwc(node)
+    x, w = args[0], args[1]
+    stride, dil = _spatial(node, "strides"), _spatial(node, "dilations")
+    k = (w.shape[0], w.shape[1])
+    xc = _pad_for(node, _nchw(x), k, stride, dil)
+    y = _nhwc(F.conv2d(xc, w.permute(3, 2, 0, 1), stride=stride, dilation=dil))
+    return _fused_tail(node, y, args[2:]) if node.op == "_FusedConv2D" else y
+
+
+def _depthwise(node: Node, args: list[Any]) -> torch.Tensor:
+    _check_nhwc(node)
+    x, w = args[0], args[1]
+    stride, dil = _spatial(node, "strides"), _spatial(node, "dilations")
+    kh, kw, cin, mult = w.shape
+    xc = _pad_for(node, _nchw(x), (kh, kw), stride, dil)
+    weight = w.permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
+    y = _nhwc(F.conv2d(xc, weight, stride=stride, dilation=dil, groups=cin))
+    return _fused_tail(node, y, args[2:]) if node.op.startswith("Fused") else y
+
+
+def _matmul(node: Node, args: list[Any]) -> torch.Tensor:
+    x, w = args[0], args[1]
+    if node.attrs.get("transpose_a"):
+        x = x.transpose(-1, -2)
+    if node.attrs.get("transpose_b"):
+        w = w.transpose(-1, -2)
+    y = x @ w
+    return _fused_tail(node, y, args[2:]) if node.op == "_FusedMatMul" else y
+
+
+def _pool(node: Node, args: list[Any]) -> torch.Tensor:
+    _check_nhwc(node)
+    k, s = _spatial(node, "ksize"), _spatial(node, "strides")
+    x = _nchw(args[0])
+    if node.op == "MaxPool":
+        xp = _pad_for(node, x, k, s, (1, 1), value=-math.inf)
+        return _nhwc(F.max_pool2d(xp, k, s))
+    if node.attrs.get("padding") == "SAME":  # TF averages over the valid pixels only
+        ones = torch.ones_like(x[:, :1])
+        num = F.avg_pool2d(_pad_for(node, x, k, s, (1, 1)), k, s)
+        den = F.avg_pool2d(_pad_for(node, ones, k, s, (1, 1)), k, s)
+        return _nhwc(num / den)
+    return _nhwc(F.avg_pool2d(x, k, s))
+
+
+def _reduce(node: Node, args: list[Any]) -> torch.Tensor:
+    x = args[0]
+    dims = _reduce_axes(node, args[1], x.dim())
+    keep = bool(node.attrs.get("keep_dims", False))
+    if node.op == "Sum":
+        return x.sum(dim=dims, keepdim=keep)
+    if node.op == "Mean":
+        return x.mean(dim=dims, keepdim=keep)
+    return x.amax(dim=dims, keepdim=keep)
+
+
+def _pad(node: Node, args: list[Any]) -> torch.Tensor:
+    p = np.asarray(args[1]).reshape(-1, 2)
+    return F.pad(args[0], [int(v) for row in p[::-1] for v in row])
+
+
+def _squeeze(node: Node, args: list[Any]) -> torch.Tensor:
+    x = args[0]
+    dims = node.attrs.get("squeeze_dims") or [i for i, s in enumerate(x.shape) if s == 1]
+    for d in sorted((int(d) % x.dim() for d in dims), reverse=True):
+        x = x.squeeze(d)
+    return x
+
+
+def _concat(node: Node, args: list[Any]) -> torch.Tensor:
+    axis = int(np.asarray(args[-1]).ravel()[0])
+    return torch.cat(list(_as_tensors(args[:-1])), dim=axis)
+
+
+def _batch_norm(node: Node, args: list[Any]) -> torch.Tensor:
+    x, scale, offset, mean, var = args[:5]
+    eps = float(node.attrs.get("epsilon", 1e-3))
+    return (x - mean) * (scale * torch.rsqrt(var + eps)) + offset
+
+
+def _strided(node: Node, args: list[Any]) -> torch.Tensor:
+    return _strided_slice(node, args[0], *(np.asarray(v).ravel() for v in args[1:4]))
+
+
+OpFn = Callable[[Node, list[Any]], Any]
+#: TF op name -> its torch implementation on NHWC values (consts as tensors or int arrays).
+OPS: dict[str, OpFn] = {
+    "Conv2D": _conv, "_FusedConv2D": _conv,
+    "DepthwiseConv2dNative": _depthwise, "FusedDepthwiseConv2dNative": _depthwise,
+    "MatMul": _matmul, "_FusedMatMul": _matmul,
+    "MaxPool": _pool, "AvgPool": _pool,
+    "Add": lambda n, a: a[0] + a[1], "AddV2": lambda n, a: a[0] + a[1],
+    "BiasAdd": lambda n, a: a[0] + a[1], "Sub": lambda n, a: a[0] - a[1],
+    "Mul": lambda n, a: a[0] * a[1], "RealDiv": lambda n, a: a[0] / a[1],
+    "Maximum": lambda n, a: torch.maximum(*_as_tensors(a)),
+    "Minimum": lambda n, a: torch.minimum(*_as_tensors(a)),
+    "LeakyRelu": lambda n, a: _activation(n.op, a[0], n, None),
+    "Prelu": lambda n, a: _activation(n.op, a[0], n, a[1] if len(a) > 1 else None),
+    "Softmax": lambda n, a: torch.softmax(a[0], dim=-1),
+    "Sum": _reduce, "Mean": _reduce, "Max": _reduce,
+    "Pad": _pad,
+    "Reshape": lambda n, a: a[0].reshape([int(s) for s in np.asarray(a[1]).ravel()]),
+    "Squeeze": _squeeze,
+    "ExpandDims": lambda n, a: a[0].unsqueeze(int(np.asarray(a[1]).ravel()[0])),
+    "StridedSlice": _strided, "ConcatV2": _concat,
+    "FusedBatchNorm": _batch_norm, "FusedBatchNormV3": _batch_norm,
+}
 
 
 def _as_tensors(args: Sequence[Any]) -> list[torch.Tensor]:
@@ -462,6 +506,13 @@ _UNARY_TORCH: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "Neg": torch.neg, "Exp": torch.exp, "Relu": F.relu, "Relu6": lambda x: x.clamp(0, 6),
     "Elu": F.elu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Identity": lambda x: x,
 }
+
+
+def _unary(fn: Callable[[torch.Tensor], torch.Tensor]) -> OpFn:
+    return lambda node, args: fn(args[0])
+
+
+OPS.update({op: _unary(fn) for op, fn in _UNARY_TORCH.items()})
 #: Unary ops that TF.js also fuses into convolutions and matmuls.
 _FUSABLE_UNARY = ("Relu", "Relu6", "Elu", "Sigmoid", "Tanh")
 
