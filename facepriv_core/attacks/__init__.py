@@ -13,7 +13,8 @@ from facepriv_core.attacks.base import (
 )
 from facepriv_core.registry import Registry
 
-_registry: Registry[Attack] = Registry("attack", __name__, skip=frozenset({"base", "_common"}))
+_registry: Registry[Attack] = Registry("attack", __name__,
+                                       skip=frozenset({"base", "_common", "_rules"}))
 register = _registry.register
 names = _registry.names
 get = _registry.get

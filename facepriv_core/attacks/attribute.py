@@ -15,7 +15,7 @@ import torch
 from pydantic import Field
 
 from facepriv_core import metrics, models
-from facepriv_core.attacks import register
+from facepriv_core.attacks import _rules, register
 from facepriv_core.attacks.base import (
     Attack,
     AttackCase,
@@ -27,6 +27,7 @@ from facepriv_core.attacks.base import (
     ThreatModel,
     check_cancel,
 )
+from facepriv_core.verdicts import Rule
 
 #: Preferred model per attribute head; any other available model of the task is the fallback.
 PREFERRED = {"gender": "cydral-gender", "age": "cydral-age", "emotion": "fer-emotion",
@@ -58,16 +59,26 @@ def _agree(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def attribute_rows(original: torch.Tensor, other: torch.Tensor,
-                   device: str | torch.device = "cpu") -> list[dict[str, float]]:
+                   device: str | torch.device = "cpu",
+                   originals_out: dict[str, list[float]] | None = None
+                   ) -> list[dict[str, float]]:
     """Per-image attribute agreement of `other` (protected faces, reconstructions) with the
     `original` 150 chips: attr_cossim (mean over heads, and per head as attr_cossim@HEAD),
     gender_flip_rate (0/1), age_abs_error (years), emotion_agreement and race_agreement (0/1).
-    Keys are named so that their means are the batch metrics."""
+    Keys are named so that their means are the batch metrics. `originals_out`, when given,
+    collects the originals' predicted class per head and age in years (for the verdict's
+    baselines; never part of the rows)."""
     if original.shape != other.shape:
         raise ValueError(f"shapes differ: {tuple(original.shape)} vs {tuple(other.shape)}")
     heads = attribute_models(device)
     a = _predict(heads, original.to(device))
     b = _predict(heads, other.to(device))
+    if originals_out is not None:
+        for h in heads:
+            originals_out.setdefault(h, []).extend(np.argmax(a[h], axis=1).tolist())
+            originals_out.setdefault(f"{h}_classes", [float(a[h].shape[1])])
+        if "age" in heads:
+            originals_out.setdefault("years", []).extend(np.ravel(a["years"]).tolist())
     rows = []
     for i in range(original.shape[0]):
         cos = {f"attr_cossim@{h}": float(metrics.attr_cossim(a[h][i], b[h][i])[0]) for h in heads}
@@ -85,6 +96,29 @@ def attribute_rows(original: torch.Tensor, other: torch.Tensor,
     return rows
 
 
+#: Per-image agreement key of each classification head (1 = same class as on the original).
+AGREEMENT = {"gender": "gender_agreement", "emotion": "emotion_agreement",
+             "race": "race_agreement"}
+
+
+def attribute_baselines(originals: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """What a server gets by guessing, per head: agreement of always answering the originals'
+    majority class (1/classes with few faces), and for age the mean absolute error of always
+    answering the originals' mean age. Only these summaries leave the attack."""
+    out: dict[str, dict[str, Any]] = {}
+    for head in AGREEMENT:
+        if head in originals:
+            k = int(originals[f"{head}_classes"][0])
+            rate, source = _rules.class_baseline(np.asarray(originals[head]), k)
+            out[head] = {"value": rate, "source": source}
+    years = np.asarray(originals.get("years", []), dtype=np.float64)
+    if len(years) >= _rules.MIN_FACES_FOR_MAJORITY:
+        out["age"] = {"value": float(np.mean(np.abs(years - years.mean()))),
+                      "source": f"error of always guessing the originals' mean age "
+                                f"({len(years)} faces)"}
+    return out
+
+
 class AttributeParams(AttackParams):
     batch_size: int = Field(32, ge=1, le=512, description="faces per forward pass")
 
@@ -98,6 +132,32 @@ class AttributeEstimation(Attack):
                  "image it receives.")
     applies_to = frozenset({"image"})
     Params = AttributeParams
+    verdict_phrasing = _rules.ATTRIBUTES
+
+    def verdict_rules(self, case: AttackCase, result: AttackResult) -> list[Rule]:
+        """Per head: agreement with the original's class above the majority-class rate;
+        age: error below that of guessing the mean age (with at least 10 faces)."""
+        base = result.details.get("baselines", {})
+        rules = []
+        for head, key in AGREEMENT.items():
+            if head == "gender":
+                values = [1.0 - r["gender_flip_rate"] if "gender_flip_rate" in r else np.nan
+                          for r in result.per_image]
+            else:
+                values = [float(r.get(key, np.nan)) for r in result.per_image]
+            if head in base and np.isfinite(values).any():
+                rules.append(Rule(metric=key, label=f"{head} agreement", values=values,
+                                  threshold=float(base[head]["value"]),
+                                  threshold_name="guessing",
+                                  threshold_source=base[head]["source"], subject=head))
+        if "age" in base:
+            rules.append(Rule(metric="age_abs_error", label="age error (years)",
+                              values=[float(r.get("age_abs_error", np.nan))
+                                      for r in result.per_image],
+                              threshold=float(base["age"]["value"]), threshold_name="guessing",
+                              threshold_source=base["age"]["source"], higher_leaks=False,
+                              subject="age"))
+        return rules
 
     def run(self, case: AttackCase, params: Any, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
@@ -108,14 +168,17 @@ class AttributeEstimation(Attack):
         image = prot.image if prot.image is not None else prot.wire
         heads = attribute_models(self.device)
         n, rows = case.original.shape[0], []
+        originals: dict[str, list[float]] = {}
         for start in range(0, n, params.batch_size):
             check_cancel(cancel)
             end = min(start + params.batch_size, n)
-            rows += attribute_rows(case.original[start:end], image[start:end], self.device)
+            rows += attribute_rows(case.original[start:end], image[start:end], self.device,
+                                   originals_out=originals)
             if progress:
                 means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
                 progress(ProgressEvent(end, n, prot.preview[0], means))
         details = {"models": {head: model.name for head, model in heads.items()},
                    "missing_heads": sorted(set(PREFERRED) - set(heads)),
-                   "target": "protected image"}
+                   "target": "protected image",
+                   "baselines": attribute_baselines(originals)}
         return AttackResult(self.name, self.threat, rows, details=details)

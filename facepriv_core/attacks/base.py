@@ -8,6 +8,7 @@ defence's public algorithm and params, and, for scoring only, the original faces
 from __future__ import annotations
 
 import functools
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from facepriv_core import cancel as _cancel
 from facepriv_core.defences.base import Defence, DefenceParams, Protected, WireKind
+from facepriv_core.verdicts import Phrasing, Rule, Verdict, judge
 
 KNOWLEDGE = {
     "wire": "what the server receives",
@@ -107,6 +109,7 @@ class AttackResult:
     per_image: list[dict[str, float]]
     reconstructions: torch.Tensor | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    verdict: Verdict | None = None  # filled by the engine after `run` (Attack.judge)
 
     @property
     def aggregates(self) -> dict[str, float]:
@@ -119,16 +122,37 @@ class AttackResult:
 
 
 class Attack(ABC):
-    """An attack from the literature. Subclasses register with `@register(name)`."""
+    """An attack from the literature. Subclasses register with `@register(name)`.
+
+    Every attack declares its verdict: `verdict_rules(case, result)` returns the headline
+    rule(s) (metric, direction, threshold and where it comes from) and `verdict_phrasing` how
+    the sentence reads. The engine judges every result after `run` (subclasses' `run` is
+    wrapped), so `AttackResult.verdict` is set wherever an attack runs: audits, the app, jobs.
+    """
 
     name: ClassVar[str]
     title: ClassVar[str]
     threat: ClassVar[ThreatModel]
     applies_to: ClassVar[frozenset[WireKind]]
     Params: ClassVar[type[AttackParams]]
+    verdict_phrasing: ClassVar[Phrasing] = Phrasing("the attack succeeds", "the attack fails")
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "run" in cls.__dict__:
+            cls.run = _judged(cls.__dict__["run"])  # type: ignore[method-assign]
+
+    def verdict_rules(self, case: AttackCase, result: AttackResult) -> list[Rule]:
+        """The headline rules resolved on this result. Every registered attack overrides it
+        (a contract test checks): see facepriv_core.attacks._rules for the shared ones."""
+        raise NotImplementedError(f"attack {self.name!r} declares no verdict rule")
+
+    def judge(self, case: AttackCase, result: AttackResult) -> Verdict:
+        """The verdict of a finished result (seeded by the case: same result, same CI)."""
+        return judge(self.verdict_rules(case, result), self.verdict_phrasing, seed=case.seed)
 
     def applicable(self, protected: Protected, defence: Defence | None = None) -> str | None:
         """None when the attack applies to this wire, else the reason it does not."""
@@ -141,6 +165,37 @@ class Attack(ABC):
     def run(self, case: AttackCase, params: AttackParams, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
         """Attack the case; raise AttackCancelled promptly when cancel() turns true."""
+
+
+_depth = threading.local()
+
+
+def _judged(run: Callable[..., AttackResult]) -> Callable[..., AttackResult]:
+    """Wrap an attack's `run` so the outermost call fills `result.verdict` (a subclass whose
+    `run` calls super().run is judged once, on its own final rows)."""
+
+    @functools.wraps(run)
+    def wrapper(self: Attack, case: AttackCase, *args: Any, **kwargs: Any) -> AttackResult:
+        key = id(self)
+        depth = getattr(_depth, "calls", {})
+        _depth.calls = depth
+        depth[key] = depth.get(key, 0) + 1
+        try:
+            result = run(self, case, *args, **kwargs)
+        finally:
+            depth[key] -= 1
+            outermost = depth[key] == 0
+            if outermost:
+                del depth[key]
+        if outermost and result.verdict is None:
+            try:
+                result.verdict = self.judge(case, result)
+            except NotImplementedError:
+                result.verdict = None
+        return result
+
+    return wrapper
+
 
 
 #: check_cancel(cancel) raises AttackCancelled when the caller asked the attack to stop.

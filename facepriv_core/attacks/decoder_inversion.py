@@ -32,7 +32,7 @@ from pydantic import Field
 from torch import nn
 
 from facepriv_core import models
-from facepriv_core.attacks import register
+from facepriv_core.attacks import _rules, register
 from facepriv_core.attacks._common import preview, score_rows, ssim_torch, stage_for
 from facepriv_core.attacks.base import (
     Attack,
@@ -48,6 +48,7 @@ from facepriv_core.attacks.base import (
 from facepriv_core.defences.base import Defence, DefenceParams, Protected
 from facepriv_core.defences.keys import KeySource
 from facepriv_core.faces import chips_to_tensor
+from facepriv_core.verdicts import Rule
 
 OUTPUT_SIZE = 150
 HALF = OUTPUT_SIZE // 2
@@ -315,6 +316,10 @@ class DecoderInversion(Attack):
     )
     applies_to = frozenset({"features", "embedding", "frequency", "image"})
     Params = DecoderParams
+    verdict_phrasing = _rules.RECONSTRUCTION
+
+    def verdict_rules(self, case: AttackCase, result: AttackResult) -> list[Rule]:
+        return _rules.reconstruction_rules(case, result)
 
     def applicable(self, protected: Protected, defence: Defence | None = None) -> str | None:
         reason = super().applicable(protected, defence)

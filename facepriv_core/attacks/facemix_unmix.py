@@ -36,7 +36,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import FastICA
 
 from facepriv_core import models
-from facepriv_core.attacks import register
+from facepriv_core.attacks import _rules, register
 from facepriv_core.attacks.base import (
     Attack,
     AttackCase,
@@ -51,6 +51,7 @@ from facepriv_core.attacks.base import (
 from facepriv_core.attacks.whitebox_inversion import WhiteboxInversion, WhiteboxParams
 from facepriv_core.defences.base import Defence, Protected, tile_channels
 from facepriv_core.defences.facemix import group_indices
+from facepriv_core.verdicts import Rule
 
 #: Singular values below this share of the largest are treated as zero (duplicate faces).
 RANK_TOL = 1e-6
@@ -173,6 +174,21 @@ class FaceMixUnmix(Attack):
     )
     applies_to = frozenset({"features"})
     Params = FaceMixUnmixParams
+    verdict_phrasing = _rules.RECONSTRUCTION
+
+    def verdict_rules(self, case: AttackCase, result: AttackResult) -> list[Rule]:
+        """Separated sources closer to the true features than the mixed rows are (the naive
+        pairing), and, when inverted, the reconstruction rules."""
+        rules = _rules.reconstruction_rules(case, result)
+        naive = result.details.get("baseline", {}).get("source_cosine")
+        if naive is not None and np.isfinite(naive):
+            rules.insert(0, Rule(
+                metric="source_cosine", label="source cosine",
+                values=[float(r.get("source_cosine", np.nan)) for r in result.per_image],
+                threshold=float(naive), threshold_name="the mixed rows' own",
+                threshold_source="cosine of the mixed wire rows themselves to the true "
+                                 "features (no unmixing)", subject="features"))
+        return rules
 
     def applicable(self, protected: Protected, defence: Defence | None = None) -> str | None:
         reason = super().applicable(protected, defence)

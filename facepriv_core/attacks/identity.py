@@ -17,7 +17,7 @@ import torch
 from pydantic import Field
 
 from facepriv_core import datasets, metrics, models, verification
-from facepriv_core.attacks import register
+from facepriv_core.attacks import _rules, register
 from facepriv_core.attacks.base import (
     Attack,
     AttackCase,
@@ -29,6 +29,7 @@ from facepriv_core.attacks.base import (
     ThreatModel,
     check_cancel,
 )
+from facepriv_core.verdicts import Rule
 
 AUTHORISED = "dlib-resnet"
 #: Cosine thresholds fitted (LFW 10-fold protocol, verification.evaluate_scores) on all 3600
@@ -87,6 +88,10 @@ class IdentityAbuse(Attack):
                  "using the authorised and other off-the-shelf recognisers.")
     applies_to = frozenset({"image", "features", "embedding"})
     Params = IdentityParams
+    verdict_phrasing = _rules.IDENTITY
+
+    def verdict_rules(self, case: AttackCase, result: AttackResult) -> list[Rule]:
+        return _rules.identity_rules(case, result)
 
     def run(self, case: AttackCase, params: Any, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from facepriv_core import metrics, models
-from facepriv_core.attacks import register
+from facepriv_core.attacks import _rules, register
 from facepriv_core.attacks._common import preview
 from facepriv_core.attacks.base import (
     Attack,
@@ -59,6 +59,7 @@ from facepriv_core.defences.ppfr_fd import (
     to_grey112,
 )
 from facepriv_core.faces import chips_to_tensor, tensor_to_chips
+from facepriv_core.verdicts import Rule
 
 CHIP = 150
 STEPS = 4
@@ -131,6 +132,15 @@ class PPFRFDWhitebox(Attack):
     )
     applies_to = frozenset({"frequency"})
     Params = PPFRWhiteboxParams
+    verdict_phrasing = _rules.RECONSTRUCTION
+
+    def verdict_rules(self, case: AttackCase, result: AttackResult) -> list[Rule]:
+        """Reconstruction rules, SSIM against the auxiliary mean face this attack starts from
+        (both scored against the grey original)."""
+        base = result.details.get("baseline_mean_face", {})
+        ssim = (float(base["ssim"]), "SSIM of the auxiliary faces' mean face to the grey "
+                                     "original") if "ssim" in base else None
+        return _rules.reconstruction_rules(case, result, baseline_ssim=ssim)
 
     def applicable(self, protected: Protected, defence: Defence | None = None) -> str | None:
         reason = super().applicable(protected, defence)

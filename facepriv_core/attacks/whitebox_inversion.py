@@ -21,7 +21,7 @@ import torch
 from pydantic import Field
 
 from facepriv_core import models
-from facepriv_core.attacks import register
+from facepriv_core.attacks import _rules, register
 from facepriv_core.attacks._common import (
     preview,
     score_rows,
@@ -42,6 +42,7 @@ from facepriv_core.attacks.base import (
 )
 from facepriv_core.defences.base import Defence, DefenceParams, Protected
 from facepriv_core.defences.baselines import gaussian_blur, pixelate
+from facepriv_core.verdicts import Rule
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -107,6 +108,10 @@ class WhiteboxInversion(Attack):
     )
     applies_to = frozenset({"features", "embedding", "image"})
     Params = WhiteboxParams
+    verdict_phrasing = _rules.RECONSTRUCTION
+
+    def verdict_rules(self, case: AttackCase, result: AttackResult) -> list[Rule]:
+        return _rules.reconstruction_rules(case, result)
 
     def applicable(self, protected: Protected, defence: Defence | None = None) -> str | None:
         reason = super().applicable(protected, defence)

@@ -22,11 +22,12 @@ import torch
 from pydantic import BaseModel
 
 from facepriv_core import __version__
-from facepriv_core.audit.spec import AuditResult, AuditSpec, Estimate, KeyInfo
+from facepriv_core.audit.spec import AuditResult, AuditSpec, Estimate, KeyInfo, public_params
 from facepriv_core.audit.stats import bootstrap_ci
 from facepriv_core.defences.keys import key_source
 from facepriv_core.errors import UsageError
 from facepriv_core.validation import validate
+from facepriv_core.verdicts import Verdict, overall
 
 Progress = Callable[[str, int, int], None]
 Cancel = Callable[[], bool]
@@ -104,6 +105,12 @@ def key_info(keys: Sequence[Any]) -> KeyInfo | None:
                    label=present[0].label)
 
 
+def defence_label(spec: AuditSpec) -> str:
+    """'pixelate (block=16)': how verdict sentences name the audited defence."""
+    params = ", ".join(f"{k}={v}" for k, v in public_params(spec.defence_params).items())
+    return f"{spec.defence} ({params})" if params else spec.defence
+
+
 def environment(device: torch.device) -> dict[str, str]:
     return {
         "facepriv": __version__,
@@ -172,6 +179,7 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
                       embeddings={spec.recogniser: clean})
     attack_out: dict[str, list[dict[str, float]]] = {}
     threat_models: dict[str, str] = {}
+    verdicts: dict[str, Verdict] = {}
     reconstructions: dict[str, np.ndarray] = {}
     for a in spec.attacks:
         attack = attack_registry.get(a.name, device=str(device))
@@ -191,6 +199,8 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
         timings[f"attack_{a.name}_s"] = time.perf_counter() - t
         attack_out[a.name] = result.per_image
         threat_models[a.name] = attack.threat.sentence
+        if result.verdict is not None:
+            verdicts[a.name] = result.verdict
         if result.reconstructions is not None:
             reconstructions[a.name] = tensor_to_chips(result.reconstructions)
         for row, per in zip(rows, result.per_image, strict=True):
@@ -211,6 +221,7 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
         wire_kind=protected.wire_kind, wire_shape=list(protected.wire_shape),
         utility=utility, attacks=attack_estimates, threat_models=threat_models, rows=rows,
         failures=data.failures, timings=timings, environment=environment(device), key=key,
+        verdicts=verdicts, overall_verdict=overall(verdicts, defence_label(spec)),
     )
     out.images.update({"original": data.chips, "protected": protected.preview,
                        **reconstructions})

@@ -9,6 +9,18 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from facepriv_core.verdicts import OverallVerdict, Verdict
+
+#: Defence params that make a secret key (a reproducible key's seed): never printed, reported
+#: or put in a summary.
+SECRET_PARAMS = frozenset({"shuffle_seed", "key_seed", "key", "seed_key"})
+
+
+def public_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Defence params fit to show: the seed of a reproducible key is replaced by 'set'."""
+    return {k: ("set (not shown)" if k in SECRET_PARAMS and v is not None else v)
+            for k, v in params.items()}
+
 
 class AttackSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -84,6 +96,12 @@ class AuditResult(BaseModel):
     timings: dict[str, float]
     environment: dict[str, str]
     key: KeyInfo | None = None
+    verdicts: dict[str, Verdict] = Field(
+        default_factory=dict, description="per attack label: leaks or not, on which metric")
+    overall_verdict: OverallVerdict = Field(
+        default_factory=lambda: OverallVerdict(leaks=False, reason="no attack was judged"))
+    notes: dict[str, str] = Field(
+        default_factory=dict, description="why a measurement was skipped, by its key")
     _images: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
 
     @property
@@ -93,13 +111,18 @@ class AuditResult(BaseModel):
         return self._images
 
     def summary(self) -> dict[str, Any]:
-        """The compact JSON the CLI prints: spec hash, defence, attack means, timings."""
+        """The compact JSON the CLI prints: spec hash, defence, utility and attack means, the
+        verdicts (per attack and overall), notes on skipped measurements, timings."""
         return {
             "spec_hash": self.spec_hash,
             "defence": self.defence,
             "key": self.key.model_dump() if self.key is not None else None,
+            "defence_params": public_params(self.spec.defence_params),
             "utility": {k: v.mean for k, v in self.utility.items()},
             "attacks": {a: {k: v.mean for k, v in m.items()} for a, m in self.attacks.items()},
+            "verdicts": {a: v.model_dump(exclude={"rules"}) for a, v in self.verdicts.items()},
+            "overall_verdict": self.overall_verdict.model_dump(),
+            "notes": self.notes,
             "timings": self.timings,
         }
 

@@ -41,8 +41,32 @@ def cmd_audit(args: argparse.Namespace) -> int:
     result = audit.run(spec, progress=progress)
     if args.out:
         write_outputs(args.out, result)
-    print_out(result.summary(), args.json)
+    summary = result.summary()
+    if args.json:
+        print_out(summary, True)
+    else:
+        print("\n".join(verdict_lines(summary)))
+        print_out({k: v for k, v in summary.items()
+                   if k not in ("verdicts", "overall_verdict")}, False)
     return 0
+
+
+def verdict_lines(summary: dict[str, Any]) -> list[str]:
+    """The verdicts as lines a person reads: the defence's one-liner, then one per attack."""
+    from facepriv_core.verdicts import fmt
+
+    overall = summary.get("overall_verdict", {})
+    lines = [f"verdict: {'LEAKS' if overall.get('leaks') else 'no leak shown'}: "
+             f"{overall.get('reason', '')}"]
+    for attack, v in summary.get("verdicts", {}).items():
+        badge = {"leaks": "LEAKS", "inconclusive": "inconclusive", "utility": "utility"}.get(
+            v.get("status", ""), "no leak")
+        direction = "higher" if v["higher_leaks"] else "lower"
+        lines.append(f"  {attack}: {badge}: {v['reason']}")
+        lines.append(f"    {v['metric']} = {fmt(v['value'])} (95% CI {fmt(v['ci'][0])}-"
+                     f"{fmt(v['ci'][1])}), threshold {fmt(v['threshold'])} from "
+                     f"{v['threshold_source']}; {direction} = more leakage")
+    return lines
 
 
 def _scalar(text: str) -> Any:
@@ -72,7 +96,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     au = sub.add_parser("audit", help="protect faces, attack them, aggregate the results")
     add_audit_flags(au)
     au.set_defaults(func=cmd_audit)
