@@ -1,33 +1,71 @@
-"""The face picker every page shares: the built-in sample or an upload, kept in the session.
+"""The face picker (Face page) and the "current face / current defence" bar every page shows.
 
 Uploaded bytes are decoded in memory and never written anywhere; the chosen face lives in
-`st.session_state` only, so sessions never see each other's faces.
+`st.session_state` only, so sessions never see each other's faces, and it stays the current
+face on every page until another one is picked.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app.state import sample_face, sample_image
+from app.state import (
+    SAMPLE_LABEL,
+    SAMPLE_SHORT,
+    UPLOAD_LABEL,
+    CurrentFace,
+    current_face,
+    kept_widget,
+    sample_face,
+    sample_image,
+    set_face,
+)
 from facepriv_core import faces
 
-SAMPLE = "Built-in sample (NASA astronaut, public domain)"
-UPLOAD = "Upload"
 
-
-def pick_face() -> tuple[object | None, faces.FaceImage | None]:
-    """Render the picker; return (image array, aligned face) or (None, None) with a message."""
-    source = st.radio("Face", [SAMPLE, UPLOAD], horizontal=True, key="face_source",
-                      label_visibility="collapsed")
-    if source == SAMPLE:
-        return sample_image(), sample_face()
+def pick_face() -> CurrentFace | None:
+    """Render the picker; the face it sets stays current on every page. None (with a message)
+    when an upload could not be used."""
+    source = kept_widget(st.radio, "Face", options=[SAMPLE_LABEL, UPLOAD_LABEL], horizontal=True,
+                         key="face_source", label_visibility="collapsed")
+    if source == SAMPLE_LABEL:
+        if current_face().label != SAMPLE_SHORT:
+            set_face(SAMPLE_SHORT, sample_image(), sample_face())
+        return current_face()
     upload = st.file_uploader("Upload a face (JPEG, PNG, WebP)", key="face_upload",
                               type=["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"])
     if upload is None:
-        return None, None
+        current = current_face()
+        if current.label != SAMPLE_SHORT:
+            return current  # the earlier upload stays current after a page change
+        st.info("Choose a photo: until then the built-in sample stays the current face.")
+        return None
+    seen = st.session_state.get("_upload_seen")
+    if seen == upload.file_id:
+        return current_face()
     try:
         image = faces.load_image(upload.getvalue())
-        return image, faces.detect_and_align(image)
+        aligned = faces.detect_and_align(image)
     except faces.InputError as exc:
         st.error(str(exc), icon=":material/error:")
-        return None, None
+        return None
+    st.session_state["_upload_seen"] = upload.file_id
+    return set_face(f"upload {upload.name}", image, aligned)
+
+
+def context_bar() -> CurrentFace:
+    """One line under each page title: the face and the defence the page works on."""
+    from app.defence_input import current_defence
+
+    face = current_face()
+    d, params, seed = current_defence()
+    shown = ", ".join(f"{k}={v}" for k, v in params.model_dump(mode="json").items()
+                      if v not in ("", None)) or "defaults"
+    with st.container(border=True):
+        c1, c2 = st.columns([1, 12], vertical_alignment="center")
+        c1.image(face.face.chip112, width=56)
+        c2.markdown(f"**Current face:** {face.label} &nbsp;·&nbsp; **Current defence:** "
+                    f"`{d.name}` ({shown}; seed {seed})")
+        c2.caption("Change the face on the Face page and the defence on the Protect page; "
+                   "both stay as they are when you switch pages.")
+    return face

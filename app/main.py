@@ -19,6 +19,7 @@ navigation = st.navigation([
     st.Page(ROOT / "pages" / "face.py", title="Face", icon=":material/face:", default=True),
     st.Page(ROOT / "pages" / "protect.py", title="Protect", icon=":material/shield:"),
     st.Page(ROOT / "pages" / "attack.py", title="Attack", icon=":material/swords:"),
+    st.Page(ROOT / "pages" / "compare.py", title="Compare", icon=":material/compare:"),
     st.Page(ROOT / "pages" / "curves.py", title="Curves", icon=":material/show_chart:"),
     st.Page(ROOT / "pages" / "benchmark.py", title="Benchmark", icon=":material/table:"),
     st.Page(ROOT / "pages" / "report.py", title="Report", icon=":material/description:"),

@@ -53,8 +53,8 @@ class JobContext:
     def progress(self, event: ProgressEvent) -> None:
         self._handle._push(event)
 
-    def report(self, step: int, total: int, **metrics: float) -> None:
-        self.progress(ProgressEvent(step=step, total=total, metrics=dict(metrics)))
+    def report(self, step: int, total: int, phase: str = "", **metrics: float) -> None:
+        self.progress(ProgressEvent(step=step, total=total, metrics=dict(metrics), phase=phase))
 
     def cancelled(self) -> bool:
         return self._handle._cancel.is_set()
@@ -88,6 +88,7 @@ class JobHandle:
         self._cancel = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
+        self._queue: Callable[[JobHandle], int | None] | None = None  # set by the runner
 
     def _push(self, event: ProgressEvent) -> None:
         with self._lock:
@@ -110,6 +111,19 @@ class JobHandle:
         if self.status == JobStatus.DONE:
             return 1.0
         return min(1.0, e.step / e.total) if e and e.total else 0.0
+
+    @property
+    def queue_position(self) -> int | None:
+        """1 for the next job to start, 2 after it...; None once running or finished."""
+        if self.status != JobStatus.QUEUED or self._queue is None:
+            return None
+        return self._queue(self)
+
+    @property
+    def phase(self) -> str:
+        """What the job is doing now, e.g. "training shadow decoder 2/20" (may be empty)."""
+        e = self.latest
+        return e.phase if e is not None else ""
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -139,6 +153,7 @@ class LocalRunner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facepriv-job")
         self._cache: dict[str, JobHandle] = {}
         self._lock = threading.Lock()
+        self._waiting: list[JobHandle] = []  # queued jobs in submission order
 
     def submit(self, fn: Callable[[JobContext], Any], key: str | None = None, name: str = "job",
                meta: dict[str, Any] | None = None) -> JobHandle:
@@ -149,12 +164,24 @@ class LocalRunner:
                                                             JobStatus.CANCELLED):
                 return cached
             handle = JobHandle(name, key, meta=meta)
+            handle._queue = self._position
+            self._waiting.append(handle)
             if key:
                 self._cache[key] = handle
         self._pool.submit(self._run, fn, handle)
         return handle
 
+    def _position(self, handle: JobHandle) -> int | None:
+        with self._lock:
+            try:
+                return self._waiting.index(handle) + 1
+            except ValueError:
+                return None
+
     def _run(self, fn: Callable[[JobContext], Any], handle: JobHandle) -> None:
+        with self._lock:
+            if handle in self._waiting:
+                self._waiting.remove(handle)
         if handle._cancel.is_set():
             handle.status = JobStatus.CANCELLED
             handle._done.set()

@@ -1,28 +1,34 @@
-"""Curves page: sweep one parameter of a defence over a range, on the current face or a
-dataset sample, and draw privacy against utility; several sweeps share one chart."""
+"""Curves page: sweep one parameter of a defence over a range, on a dataset sample (default) or
+the current face, and draw privacy against utility; several sweeps (defences) share one chart
+with the "no defence" point and chance rank-1 as references."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import typing
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
-from app.charts import sweep_figure
-from app.defence_input import pick_defence, protect_face, reproducible_key
-from app.face_input import pick_face
-from app.params_form import numeric_fields
+from app.audits import default_dataset, load_dataset_faces
+from app.charts import Curve, axis_names, point_metrics, sweep_figure
+from app.defence_input import pick_defence, reproducible_key
+from app.face_input import context_bar
+from app.job_status import progress_block, status_text
+from app.params_form import dataset_picker, numeric_fields
+from app.state import add_run, kept_widget, runs
 from facepriv_core import attacks, audit
-from facepriv_core.jobs import FINISHED, JobContext, JobHandle, JobStatus, default_runner
+from facepriv_core.jobs import JobContext, JobStatus, default_runner
 
-OLIVETTI = Path(__file__).resolve().parents[2] / "shared" / "data" / "olivetti" / \
-    "olivettifaces.mat"
+DATASET = "Dataset sample (recommended)"
+CURRENT = "Current face only"
 
 st.title("Curves")
-_, face = pick_face()
-if face is None:
-    st.stop()
+face = context_bar()
+st.caption("A curve is a sweep of one defence parameter: each point audits the same faces. "
+           "Run several sweeps (other defences too) and they share one chart.")
 left, right = st.columns([1, 2])
 with left, st.expander("Defence", expanded=True):
     choice = pick_defence()
@@ -33,91 +39,112 @@ fields = numeric_fields(d.Params)
 if not fields:
     st.info(f"{d.name} has no numeric parameter to sweep.")
     st.stop()
-probe = None if d.optimising else protect_face(face, d, params, seed)
-if probe is None and not d.optimising:
-    st.stop()
 
 with right:
-    param = st.selectbox("Parameter to sweep", list(fields), key="sweep_param")
-    values_text = st.text_input("Values (comma-separated)", key=f"sweep_values.{d.name}.{param}",
-                                value=",".join(map(str, fields[param])))
-    # An optimising defence is not run here just to list attacks: its declared wire decides.
-    usable = [n for n in attacks.names()
-              if (d.wire_kind in attacks.get(n).applies_to if probe is None
-                  else attacks.get(n).applicable(probe.protected, d) is None)]
-    chosen = st.multiselect("Attacks", usable, default=[n for n in ("identity",) if n in usable],
-                            key="sweep_attacks")
-    source = st.radio("Faces", ["Current face", "Dataset sample"], horizontal=True,
-                      key="sweep_source")
-    dataset = limit = None
-    if source == "Dataset sample":
-        dataset = st.text_input("Dataset", value=f"olivetti:{OLIVETTI}" if OLIVETTI.is_file()
-                                else "folder:/path/to/people", key="sweep_dataset")
-        limit = st.slider("Faces", 4, 200, 20, key="sweep_limit")
-
-sweeps: dict[str, JobHandle] = st.session_state.setdefault("sweeps", {})
+    param = kept_widget(st.selectbox, "Parameter to sweep", options=list(fields),
+                        key=f"sweep_param.{d.name}")
+    values_text = kept_widget(st.text_input, "Values (comma-separated)",
+                              key=f"sweep_values.{d.name}.{param}",
+                              value=",".join(map(str, fields[param])))
+    usable = [n for n in attacks.names() if d.wire_kind in attacks.get(n).applies_to]
+    chosen = kept_widget(st.multiselect, "Attacks", options=usable, key=f"sweep_attacks.{d.name}",
+                         default=[n for n in ("identity",) if n in usable])
+    source = kept_widget(st.radio, "Faces", options=[DATASET, CURRENT], horizontal=True,
+                         key="sweep_source")
+    dataset, limit = "session:current-face", 1
+    if source == DATASET:
+        dataset = dataset_picker("Dataset", default_dataset(), "sweep_dataset", None)
+        limit = int(kept_widget(st.slider, "Faces (sampled, seeded)", min_value=4,
+                                max_value=200, value=20, key="sweep_limit"))
+    else:
+        st.warning("One face gives one sample per point: rank-1 and match rates are then 0 or "
+                   "1 and say little. Use a dataset sample to judge a defence.",
+                   icon=":material/warning:")
 
 
 def parse_values(text: str, kind: type) -> list[Any]:
     return [kind(v) for v in (t.strip() for t in text.split(",")) if v]
 
 
-if st.button("Run sweep", type="primary"):
+def sweep_job(ctx: JobContext, spec: audit.AuditSpec, param: str, values: list[Any],
+              faces: audit.Faces | None) -> Curve:
+    """The sweep, plus the no-defence audit on the same faces as the reference point."""
+    if faces is None:
+        ctx.report(0, len(values) + 1, phase="aligning the dataset sample")
+        faces = load_dataset_faces(str(spec.dataset), int(spec.limit or 20), spec.seed)
+    ref_spec = spec.model_copy(update={"defence": "none", "defence_params": {}})
+    ctx.report(0, len(values) + 1, phase="measuring the no-defence reference")
+    ref = audit.run(ref_spec, cancel=ctx.cancelled, faces=faces).summary()
+    result = audit.sweep(spec, param, values, cancel=ctx.cancelled, faces=faces,
+                         progress=lambda _s, done, total: ctx.report(
+                             done + 1, total + 1, phase=f"{param}: point {done}/{total}"))
+    n_ids = len(np.unique(faces.identities))
+    label = f"{spec.defence}: {param}"
+    return Curve(label, result, point_metrics(ref["utility"], ref["attacks"]),
+                 1.0 / n_ids if n_ids > 1 else None)
+
+
+if st.button("Run sweep", type="primary", disabled=not chosen):
     try:
         values = parse_values(values_text, typing.cast(type, d.Params.model_fields[param]
                                                        .annotation))
     except ValueError:
         st.error("Values must be numbers separated by commas, e.g. 1,4,8,16.")
         st.stop()
-    base = {"defence": d.name, "defence_params": params.model_dump(), "seed": seed,
-            "reproducible_key": reproducible_key(),
-            "attacks": [{"name": n} for n in chosen]}
-    if dataset:
-        spec = audit.AuditSpec(**base, dataset=dataset, limit=limit, bootstrap=0)
-        faces_in_memory = None
-    else:  # the face stays in memory: the spec only labels it
-        spec = audit.AuditSpec(**base, dataset="session:current-face", bootstrap=0)
-        faces_in_memory = audit.Faces(face.chip150[None], [0], ["current face"], {})
-
-    def work(ctx: JobContext, spec: audit.AuditSpec = spec, values: list = values,
-             faces: audit.Faces | None = faces_in_memory) -> audit.SweepResult:
-        return audit.sweep(spec, param, values, cancel=ctx.cancelled, faces=faces,
-                           progress=lambda _stage, done, total: ctx.report(done, total))
-
-    label = f"{d.name}: {param} in {values}" + (f" ({dataset}, {limit})" if dataset else "")
-    # Only dataset sweeps are shared through the runner's cache: an in-memory face belongs to
-    # this session, and its spec is only a label that another session's face would also carry.
-    key = f"{spec.spec_hash()}:{param}:{values}" if dataset else None
-    sweeps[label] = default_runner().submit(work, key=key, name=label,
-                                            meta={"spec": spec.model_dump()})
+    spec = audit.AuditSpec(defence=d.name, defence_params=params.model_dump(mode="json"),
+                           seed=seed, attacks=[audit.AttackSpec(name=n) for n in chosen],
+                           dataset=dataset, limit=limit if source == DATASET else None,
+                           bootstrap=0, reproducible_key=reproducible_key())
+    faces_in_memory = None if source == DATASET else audit.Faces(
+        face.face.chip150[None], np.array([0]), ["current face"], {})
+    handle = default_runner().submit(
+        functools.partial(sweep_job, spec=spec, param=param, values=values,
+                          faces=faces_in_memory), name=f"sweep {d.name}",
+        # Dataset sweeps are shared through the runner's cache; an in-memory face belongs to
+        # this session, and its spec is only a label another session's face would also carry.
+        key=f"curve:{spec.spec_hash()}:{param}:{values}" if source == DATASET else None)
+    add_run(kind="sweep", name=f"sweep {param} of {d.name}",
+            face_label=face.label if source == CURRENT else f"{limit} faces of {dataset}",
+            defence=d.name, params=params.model_dump(mode="json"), seed=seed, handle=handle,
+            extra={"param": param, "values": values, "attacks": list(chosen),
+                   "one_face": source == CURRENT})
 
 
-def draw(done: dict[str, audit.SweepResult]) -> None:
-    metric_names = sorted({f"{a}.{m}" for r in done.values() for p in r.points
-                           for a, ms in p.attacks.items() for m in ms})
-    utility_names = sorted({u for r in done.values() for p in r.points for u in p.utility})
+def draw(curves: list[Curve], one_face: bool) -> None:
+    xs, ys = axis_names(curves)
+    if not xs or not ys:
+        st.info("These sweeps share no metric to draw: run them with the same attacks.")
+        return
     c1, c2 = st.columns(2)
-    x_name = c1.selectbox("Utility (x)", utility_names, key="curve_x",
-                          index=utility_names.index("utility_cosine"))
-    y_name = c2.selectbox("Privacy attack metric (y)", metric_names or ["(none)"], key="curve_y")
-    fig = sweep_figure(done, x_name, y_name)
-    st.plotly_chart(fig, width="stretch")
+    x_name = c1.selectbox("Utility (x)", xs, key="curve_x",
+                          help="default: what the authorised service achieves on the wire")
+    y_name = c2.selectbox("Privacy (y)", ys, key="curve_y",
+                          help="default: rank-1 identification by the strongest recogniser "
+                               "the service did not authorise (lower = more private)")
+    if one_face:
+        st.caption("Some series were measured on one face only: read them with caution.")
+    st.plotly_chart(sweep_figure(curves, x_name, y_name), width="stretch")
 
 
 @st.fragment(run_every=1.0)
 def live() -> None:
-    done = {}
-    for label, handle in sweeps.items():
-        if handle.status not in FINISHED:
-            st.progress(handle.fraction, text=f"{label}: {handle.status.value}")
-            if st.button("Cancel", key=f"cancel_sweep.{handle.id}"):
-                handle.cancel()
-        elif handle.status == JobStatus.DONE:
-            done[label] = handle.result
+    done: list[Curve] = []
+    one_face = False
+    for run in runs("sweep"):
+        handle = run.handle
+        if handle.status == JobStatus.DONE:
+            done.append(dataclasses.replace(
+                handle.result, label=f"#{run.number} {run.defence} ({run.extra['param']})"))
+            one_face = one_face or run.extra["one_face"]
         elif handle.status == JobStatus.FAILED:
-            st.error(f"{label} failed: {handle.error}")
+            st.error(f"{run.title} failed: {str(handle.error).split(': ', 1)[-1]}")
+        elif handle.status == JobStatus.CANCELLED:
+            st.caption(f"{run.title} was cancelled.")
+        else:
+            st.markdown(f"**{run.title}**: {status_text(handle)}")
+            progress_block(handle, key=f"sweep.{run.number}")
     if done:
-        draw(done)
+        draw(done, one_face)
 
 
 live()

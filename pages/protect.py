@@ -1,23 +1,37 @@
 """Protect page: pick a defence and its parameters, see the original, the protected output and
-what the server receives, with instant utility and image metrics. Optimising defences run as
-a job with progress and cancel."""
+what the server receives, with utility, image metrics and a privacy figure (does the wire
+still match the person?) with the engine's verdict. Optimising defences run as a job with
+progress, phase and cancel. The choice stays current on every page."""
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 import streamlit as st
 import torch
 
-from app.defence_input import Protection, protect_face, run_protection, signature
+from app.defence_input import (
+    Protection,
+    protect_face,
+    protections,
+    run_protection,
+    session_keys,
+    signature,
+)
 from app.defence_input import pick_defence as pick
-from app.face_input import pick_face
-from app.state import recogniser
-from facepriv_core import faces, metrics
-from facepriv_core.jobs import FINISHED, JobHandle, JobStatus, default_runner
+from app.face_input import context_bar
+from app.job_status import progress_block
+from app.results import metric_help, verdict_badge, verdict_of
+from app.state import CurrentFace, add_run, recogniser, runs
+from facepriv_core import attacks, faces, metrics
+from facepriv_core.attacks.base import AttackCase
+from facepriv_core.defences.base import Defence, DefenceParams
+from facepriv_core.defences.keys import KeySource
+from facepriv_core.jobs import JobContext, JobHandle, JobStatus, default_runner
 
 st.title("Protect")
-_, face = pick_face()
-if face is None:
-    st.stop()
+face = context_bar()
 
 left, right = st.columns([1, 3])
 with left:
@@ -26,77 +40,148 @@ if choice is None:
     st.stop()
 d, params, seed = choice
 
+_PRIVACY = "_protect_privacy"
 
-def show(run: Protection) -> None:
+
+def privacy_check(run: Protection, sig: str) -> Any:
+    """The identity attack (authorised recogniser only, one face) on this wire, once per
+    protection: the engine's numbers and verdict, shown next to utility."""
+    done: dict[str, Any] = st.session_state.setdefault(_PRIVACY, {})
+    if sig not in done:
+        attack = attacks.get("identity")
+        if attack.applicable(run.protected, run.defence) is not None:
+            return None
+        case = AttackCase(original=run.original, protected=run.protected, defence=run.defence,
+                          defence_params=run.params, seed=run.seed)
+        try:
+            done[sig] = attack.run(case, attack.Params.model_validate(
+                {"other_recognisers": False}))
+        except (ValueError, RuntimeError) as exc:
+            st.warning(f"The privacy check could not run: {exc}")
+            return None
+    return done[sig]
+
+
+def show(run: Protection, sig: str) -> None:
     protected = run.protected
     rec = recogniser()
     with torch.no_grad():
         utility = float(metrics.cosine(protected.utility_embedding(rec),
                                        rec.embed(run.original))[0])
     cols = st.columns(3)
-    cols[0].image(face.chip150, caption="original (aligned)", width="stretch")
+    cols[0].image(face.face.chip150, caption="original (aligned)", width="stretch")
     if protected.image is not None:
         cols[1].image(faces.tensor_to_chips(protected.image)[0], caption="protected output",
                       width="stretch")
     else:
         cols[1].info("This defence sends features, not an image: nothing viewable is "
                      "produced besides what the server receives.")
-    shape = "x".join(map(str, protected.wire_shape))
     cols[2].image(protected.preview[0], width="stretch",
-                  caption=f"what the server receives: {protected.wire_kind} {shape}, "
-                          f"{protected.wire_bytes:,} bytes")
+                  caption=f"what the server receives: {run.wire_text}")
+
+    st.markdown("##### Utility: what the authorised service keeps")
     m = st.columns(4)
     m[0].metric("utility cosine", f"{utility:.4f}",
-                help="authorised embedding from the wire vs the unprotected embedding")
+                help=metric_help("utility_cosine") or "cosine between the authorised service's "
+                "embedding of the wire and the unprotected embedding: 1 = service unaffected")
     if protected.image is not None:
         shown = faces.tensor_to_chips(protected.image)[0]
-        m[1].metric("SSIM to original", f"{metrics.ssim(face.chip150, shown):.3f}")
-        m[2].metric("PSNR (dB)", f"{metrics.psnr(face.chip150, shown):.1f}")
-    for k, v in protected.metrics.items():
-        m[3].metric(k.replace("_", " "), f"{v:.3f}")
+        m[1].metric("SSIM to original", f"{metrics.ssim(face.face.chip150, shown):.3f}",
+                    help=metric_help("ssim") or "structural similarity of the protected image "
+                    "to the original: 1 = identical")
+        m[2].metric("PSNR (dB)", f"{metrics.psnr(face.face.chip150, shown):.1f}",
+                    help=metric_help("psnr") or "peak signal-to-noise ratio to the original; "
+                    "higher = closer")
+    for k, v in list(protected.metrics.items())[:1]:
+        m[3].metric(k.replace("_", " "), f"{v:.3f}", help=metric_help(k))
+
+    st.markdown("##### Privacy: does the wire still match this person?")
+    result = privacy_check(run, sig)
+    if result is None:
+        st.caption("No identity check applies to this wire; run the attacks on the Attack page.")
+    else:
+        agg = result.aggregates
+        p = st.columns(3)
+        p[0].metric("identity cosine (dlib-resnet)", f"{agg.get('cosine', float('nan')):.3f}",
+                    help=metric_help("cosine") or "cosine between the recogniser's embedding "
+                    "of the wire and of the original face")
+        p[1].metric("matches the person", "yes" if agg.get("match_rate", 0) >= 0.5 else "no",
+                    help=metric_help("match_rate") or "the cosine clears the recogniser's "
+                    "verification threshold")
+        with p[2]:
+            verdict_badge(verdict_of(result), "identity")
+        st.caption("One face, the authorised recogniser only: the Attack page runs every "
+                   "recogniser and the reconstruction attacks; Curves and Benchmark measure "
+                   "on a dataset.")
     if protected.key is None:
         st.caption("This defence uses no secret key.")
     else:
         st.caption(f"Client key: {protected.key.label}, {protected.key.nbytes:,} bytes, "
-                   f"fingerprint {protected.key.fingerprint()}, kept on the client (never "
+                   f"fingerprint `{protected.key.fingerprint()}`, kept on the client (never "
                    "shown, logged or exported unless you ask).")
+    recorded = {r.extra.get("signature") for r in runs("protect")}
+    if sig not in recorded and st.button("Keep this protection in the run history",
+                                         help="it then appears on the Report page"):
+        record(run, sig, None)
+        st.rerun()
+    elif sig in recorded:
+        st.caption("In the run history (see the Report page).")
 
 
+def record(run: Protection, sig: str, handle: JobHandle | None) -> None:
+    result = st.session_state.get(_PRIVACY, {}).get(sig)
+    add_run(kind="protect", name=f"protect with {run.defence.name}", face_label=face.label,
+            defence=run.defence.name, params=run.params_dict(), seed=run.seed, handle=handle,
+            wire=run.wire_text, wire_preview=run.protected.preview[0],
+            original=face.face.chip150, key_fingerprint=run.key_fingerprint,
+            result=result, extra={"signature": sig})
+
+
+def protect_job(face: CurrentFace, d: Defence, params: DefenceParams, seed: int,
+                keys: KeySource, ctx: JobContext) -> Protection:
+    def progress(step: int, total: int, phase: str = "") -> None:
+        ctx.report(step, total, phase=phase)
+
+    return run_protection(face, d, params, seed, progress=progress, cancel=ctx.cancelled,
+                          keys=keys)
+
+
+sig = signature(face, d, params, seed)
 if not d.optimising:
     run = protect_face(face, d, params, seed)
     if run is not None:
         with right:
-            show(run)
+            show(run, sig)
     st.stop()
 
-sig = signature(face, d, params, seed)
-done: dict[str, Protection] = st.session_state.setdefault("protections", {})
+done = protections()
 jobs: dict[str, JobHandle] = st.session_state.setdefault("protect_jobs", {})
 with right:
-    if sig not in done and st.button(f"Protect with {d.name} (runs as a job)", type="primary"):
+    can_start = sig not in done and (sig not in jobs or jobs[sig].status in (
+        JobStatus.FAILED, JobStatus.CANCELLED))
+    if can_start and st.button(f"Protect with {d.name} (runs as a job)", type="primary"):
         jobs[sig] = default_runner().submit(
-            lambda ctx, a=(face, d, params, seed): run_protection(
-                *a, progress=lambda s, t: ctx.report(s, t), cancel=ctx.cancelled),
-            name=f"protect {d.name}")
+            functools.partial(protect_job, face, d, params, seed,
+                              session_keys(face, d, params, seed)), name=f"protect {d.name}")
+        add_run(kind="protect", name=f"protect with {d.name}", face_label=face.label,
+                defence=d.name, params=params.model_dump(mode="json"), seed=seed,
+                handle=jobs[sig], original=face.face.chip150, extra={"signature": sig})
 
 
 @st.fragment(run_every=1.0)
 def live() -> None:
     handle = jobs.get(sig)
     if sig in done:
-        show(done[sig])
-    elif handle is not None and handle.status not in FINISHED:
-        step = handle.latest.step if handle.latest else 0
-        st.progress(handle.fraction, text=f"{d.name}: step {step}, {handle.elapsed:.0f} s")
-        if st.button("Cancel", key=f"cancel_protect.{handle.id}"):
-            handle.cancel()
+        show(done[sig], sig)
     elif handle is not None and handle.status == JobStatus.DONE:
         done[sig] = handle.result
-        show(handle.result)
+        st.rerun()
     elif handle is not None and handle.status == JobStatus.FAILED:
-        st.error(f"{d.name} failed: {handle.error}")
-    elif handle is not None:
+        st.error(f"{d.name} failed: {str(handle.error).split(': ', 1)[-1]}")
+    elif handle is not None and handle.status == JobStatus.CANCELLED:
         st.warning(f"{d.name} was cancelled.")
+    elif handle is not None:
+        progress_block(handle, default_phase="optimising", key=f"protect.{handle.id}")
 
 
 with right:

@@ -1,60 +1,54 @@
-"""Report page: everything this session ran, exported as JSON or one self-contained HTML file
-(images embedded, plotly charts, specs, versions, seeds; secret keys never included)."""
+"""Report page: every run of this session (Protect, Attack, Compare, Curves, Benchmark) with a
+title, author and notes, the verdict summary first, exported through the engine's report API
+as JSON or one self-contained HTML file. Face images go in only when asked (default: none);
+secret keys never (only their fingerprints)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app.charts import sweep_figure
-from facepriv_core import faces, report
-from facepriv_core.audit import environment
-from facepriv_core.jobs import JobHandle, JobStatus
-from facepriv_core.models import resolve_device
+from app.face_input import context_bar
+from app.report_sections import build_report, finished, summary_rows
+from app.state import kept_widget, runs
 
 st.title("Report")
+context_bar()
 
-
-def finished(store: str) -> dict[str, JobHandle]:
-    jobs: dict[str, JobHandle] = st.session_state.get(store, {})
-    return {k: h for k, h in jobs.items() if h.status == JobStatus.DONE}
-
-
-sections: list[report.Section] = []
-for name, h in finished("attack_jobs").items():
-    meta, result = h.meta, h.result
-    images = {"original": meta["original"], "what the server received": meta["wire"]}
-    if result.reconstructions is not None:
-        images[f"{name} reconstruction"] = faces.tensor_to_chips(result.reconstructions)[0]
-    sections.append(report.Section(
-        f"{name} against {meta['defence']}", "attack",
-        {"defence": meta["defence"], "params": meta["params"], "seed": meta["seed"],
-         "threat model": meta["threat_model"], "aggregates": result.aggregates},
-        images=images))
-for label, h in finished("sweeps").items():
-    result = h.result
-    sections.append(report.Section(
-        f"Sweep: {label}", "sweep",
-        {"spec": h.meta.get("spec", {}),
-         "points": [{result.param: p.value, **p.utility,
-                     **{f"{a}.{m}": v for a, ms in p.attacks.items() for m, v in ms.items()}}
-                    for p in result.points]},
-        figure=sweep_figure({label: result}, "utility_cosine",
-                            next((f"{a}.{m}" for p in result.points[:1] for a in p.attacks
-                                  for m in ("match_rate", "ssim", "attr_cossim")
-                                  if m in p.attacks[a]), "identity.match_rate"))))
-for label, h in finished("bench_jobs").items():
-    sections.append(report.Section(f"Benchmark: {label}", "table", {"table": h.result}))
-
-if not sections:
-    st.info("Nothing to report yet: run attacks, sweeps or a benchmark on the other pages.")
+history = runs()
+done = finished(history)
+if not done:
+    st.info("Nothing to report yet: run attacks, comparisons, sweeps or a benchmark on the other "
+            "pages (or keep a protection in the run history on the Protect page).")
     st.stop()
 
-st.write(f"{len(sections)} results from this session.")
-for s in sections:
-    st.markdown(f"- **{s.title}** ({s.kind})")
-env = environment(resolve_device("auto"))
 c1, c2 = st.columns(2)
-c1.download_button("Download JSON", report.to_json(sections, env), mime="application/json",
+title = kept_widget(c1.text_input, "Title", value="FacePriv privacy audit", key="report_title")
+author = kept_widget(c2.text_input, "Author", value="", key="report_author")
+notes = kept_widget(st.text_area, "Notes", value="", key="report_notes",
+                    help="context for the reader: what was audited, why, caveats")
+include_faces = kept_widget(
+    st.checkbox, "Embed face images (original, wire, reconstructions)", value=False,
+    key="report_faces",
+    help="off by default: the report then holds metrics and wire descriptions only")
+if include_faces:
+    st.warning("The report file will contain pictures of the faces you used (including "
+               "uploads). Share it only with people allowed to see them.",
+               icon=":material/warning:")
+
+st.subheader("Verdict summary")
+rows = summary_rows(history)
+if rows:
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"reason": st.column_config.TextColumn(width="large")})
+else:
+    st.caption("No verdicts yet in this session's runs.")
+
+st.subheader(f"Runs in the report ({len(done)} of {len(history)}; unfinished runs are left out)")
+for run in done:
+    st.markdown(f"- **{run.title}** ({run.kind}): {run.face_label}")
+
+report_json, html = build_report(history, title, author, notes, include_faces)
+c1, c2 = st.columns(2)
+c1.download_button("Download JSON", report_json, mime="application/json",
                    file_name="facepriv_report.json")
-c2.download_button("Download HTML", report.to_html(sections, env), mime="text/html",
-                   file_name="facepriv_report.html")
+c2.download_button("Download HTML", html, mime="text/html", file_name="facepriv_report.html")

@@ -111,7 +111,7 @@ def test_protect_page_renders_every_defence() -> None:
     at.switch_page("../pages/protect.py").run()
     assert not at.exception, at.exception
     closed_form = [n for n in defences.names() if not defences.get(n).optimising]
-    assert set(closed_form) <= set(at.selectbox[0].options)
+    assert set(closed_form) <= {o.split(":")[0] for o in at.selectbox[0].options}
     for name in closed_form:
         at.selectbox[0].set_value(name).run()
         assert not at.exception, (name, at.exception)
@@ -144,7 +144,9 @@ def _attack_page() -> AppTest:
 
 
 def _job_line(at: AppTest, name: str) -> str:
-    return next((m.value for m in at.markdown if f"**{name}**" in m.value), "")
+    """The status line of the newest run card of attack `name` ("**#2 identity on split**: ...")."""
+    return next((m.value for m in at.markdown if m.value.startswith("**#")
+                 and f" {name} on " in m.value.split("**")[1]), "")
 
 
 def test_attack_page_runs_a_whitebox_job_live() -> None:
@@ -169,7 +171,7 @@ def test_attack_page_runs_a_whitebox_job_live() -> None:
     # The session's report lists the attack and offers JSON and HTML.
     at.switch_page("../pages/report.py").run()
     assert not at.exception, at.exception
-    assert any("whitebox_inversion against split" in m.value for m in at.markdown)
+    assert any("whitebox_inversion on split" in m.value for m in at.markdown)
     assert len(at.get("download_button")) == 2
 
 
@@ -223,7 +225,10 @@ def test_curves_page_sweeps_and_draws() -> None:
     at = AppTest.from_file(MAIN, default_timeout=300).run()
     at.switch_page("../pages/curves.py").run()
     assert not at.exception, at.exception
-    assert at.selectbox(key="sweep_param").value == "block"
+    assert at.selectbox(key="sweep_param.pixelate").value == "block"
+    assert at.radio(key="sweep_source").value.startswith("Dataset")  # the default source
+    at.radio(key="sweep_source").set_value("Current face only").run()
+    assert any("one face" in w.value.lower() for w in at.main.warning)
     at.text_input(key="sweep_values.pixelate.block").set_value("1,8,32").run()
     at.button[0].click().run()
     for _ in range(240):
@@ -246,7 +251,10 @@ def test_benchmark_page_builds_the_table(olivetti_path: Path) -> None:
     assert not at.exception, at.exception
     at.multiselect(key="bench_defences").set_value(["none", "pixelate"]).run()
     at.multiselect(key="bench_attacks").set_value(["identity"]).run()
-    at.text_input(key="bench_olivetti").set_value(str(olivetti_path)).run()
+    # this machine's Olivetti is the default dataset
+    assert at.selectbox(key="bench_dataset").value.startswith("olivetti:")
+    assert Path(at.selectbox(key="bench_dataset").value.partition(":")[2]).samefile(
+        olivetti_path)
     at.slider(key="bench_limit").set_value(8).run()
     at.button[0].click().run()
     for _ in range(240):
@@ -257,9 +265,13 @@ def test_benchmark_page_builds_the_table(olivetti_path: Path) -> None:
     assert not at.exception and not at.error, (at.exception, at.error)
     table = at.dataframe[0].value
     assert list(table["defence"]) == ["none", "pixelate"]
-    assert table["utility_cosine"][0] == pytest.approx(1.0, abs=1e-6)
-    assert table["identity.match_rate"][0] == 1.0
+    assert list(table["params"]) == ["defaults", "block=8"]
+    assert float(table["utility_cosine"][0]) == pytest.approx(1.0, abs=1e-3)
+    assert float(table["identity.match_rate"][0]) == 1.0
+    assert not any(v in (None, "None", "") for col in table.columns if col != "error"
+                   for v in table[col])  # every cell says something
     assert at.get("download_button")
+    assert at.get("plotly_chart")  # the chart of the table
 
 
 def test_sidebar_shows_model_cards(app: AppTest) -> None:

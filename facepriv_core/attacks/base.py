@@ -59,6 +59,7 @@ class ProgressEvent:
     total: int
     preview: np.ndarray | None = None  # uint8 (H, W, 3) latest reconstruction of image 0
     metrics: dict[str, float] = field(default_factory=dict)
+    phase: str = ""  # what the step counts, e.g. "training decoder" or "optimising"
 
 
 ProgressFn = Callable[[ProgressEvent], None]

@@ -297,7 +297,8 @@ def train_decoder(defence: Defence, defence_params: DefenceParams, aux: np.ndarr
                 shown_img = decoder(shown)
                 decoder.train()
             progress(ProgressEvent(epoch + 1, params.epochs, preview(shown_img), {
-                "train_loss": train_loss, "val_loss": val_loss, "val_ssim": val_ssim}))
+                "train_loss": train_loss, "val_loss": val_loss, "val_ssim": val_ssim},
+                phase=f"training decoder {epoch + 1}/{params.epochs}"))
     decoder.load_state_dict(best_state)
     decoder.eval()
     info = {"n_train": len(x_train), "n_val": n_val, "epochs": params.epochs,
@@ -364,7 +365,8 @@ class DecoderInversion(Attack):
         with torch.no_grad():
             recon = torch.cat([decoder(wire[i:i + 64].to(dev)) for i in range(0, n, 64)]).cpu()
         if progress:
-            progress(ProgressEvent(params.epochs, params.epochs, preview(recon), {}))
+            progress(ProgressEvent(params.epochs, params.epochs, preview(recon), {},
+                                   phase="decoding the wire"))
         kind = case.protected.wire_kind
         stage = ("embedding" if kind == "embedding" else
                  stage_for(case.protected.wire_shape, getattr(case.defence_params, "stage", None))

@@ -71,6 +71,7 @@ from facepriv_core.defences.base import (
     Progress,
     Protected,
     ProtectionCancelled,
+    report_progress,
     tile_channels,
 )
 from facepriv_core.faces import tensor_to_chips
@@ -167,8 +168,8 @@ class AdvFace(Defence):
         evaluations = params.steps + 1
 
         def epoch_done(epoch: int) -> None:
-            if progress:
-                progress(epoch, params.decoder_epochs + evaluations)
+            report_progress(progress, epoch, params.decoder_epochs + evaluations,
+                            f"training shadow decoder {epoch}/{params.decoder_epochs}")
 
         decoder, info = shadow_decoder(params, self.device, epoch_done, cancel)
         done = 0 if info["cached"] else params.decoder_epochs
@@ -244,8 +245,7 @@ class AdvFace(Defence):
             best_loss = torch.where(better, loss, best_loss)
             best_cos = torch.where(better, cos, best_cos)
             done += 1
-            if progress:
-                progress(done, total)
+            report_progress(progress, done, total, f"optimising {k + 1}/{evaluations}")
             if k < params.steps:
                 cand = project(delta + alpha * direction(*grads))
 

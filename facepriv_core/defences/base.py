@@ -9,6 +9,8 @@ an embedding from the wire (`utility_embedding`).
 from __future__ import annotations
 
 import hashlib
+import inspect
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +25,21 @@ from facepriv_core.defences.keys import KeySource
 
 WireKind = Literal["image", "features", "embedding", "frequency"]
 Progress = Callable[[int, int], None]
+
+
+def report_progress(progress: Progress | None, step: int, total: int, phase: str = "") -> None:
+    """Call a defence's `progress(step, total)`, also passing `phase` (what the steps count,
+    e.g. "training shadow decoder") to callbacks that take a third argument."""
+    if progress is None:
+        return
+    try:
+        takes_phase = len(inspect.signature(progress).parameters) >= 3
+    except (TypeError, ValueError):
+        takes_phase = False
+    if takes_phase:
+        typing.cast(Callable[[int, int, str], None], progress)(step, total, phase)
+    else:
+        progress(step, total)
 
 
 class ProtectionCancelled(Cancelled):

@@ -25,6 +25,8 @@ INPUT_SIZE = 150
 DEFAULT_SPLIT = "level4.0"
 #: (name, residual blocks) in forward order: dlib's alevel4 .. alevel0.
 _LEVELS = (("level4", 3), ("level3", 4), ("level2", 3), ("level1", 3), ("level0", 1))
+#: Every stage a shallow (client) part can end after, in forward order (pickers offer these).
+STAGES = ("stem", *(f"{name}.{i}" for name, n in _LEVELS for i in range(n)))
 
 
 def _folded_conv(con: dlib_dat.Layer, affine: dlib_dat.Layer) -> nn.Conv2d:
