@@ -1,13 +1,18 @@
 """End to end in a real browser: Debian's chromium driven by Playwright (marker `browser`).
 
-Starts `streamlit run app/main.py`, uploads a face through the file input, sees it pixelated,
-launches an attack and saves screenshots of the Protect and Attack pages to the folder in
-FACEPRIV_SCREENSHOTS (default: pytest's temp folder).
+Starts `streamlit run app/main.py`, uploads a face on the Face page, picks a non-default
+defence and parameter on Protect, runs an attack on Attack: the uploaded face and the chosen
+defence must still be the ones used, with the verdict shown; after switching defence the
+earlier card still shows its own wire. Saves a screenshot of every page to the folder in
+FACEPRIV_SCREENSHOTS (default: pytest's temp folder). Navigation uses the sidebar links, as a
+person would (a fresh URL is a fresh session).
 """
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -17,7 +22,6 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -25,6 +29,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("FACEPRIV_CHROMIUM", "/usr/bin/chromium")
+PAGES = ("Face", "Protect", "Attack", "Compare", "Curves", "Benchmark", "Report")
 
 
 def _free_port() -> int:
@@ -79,34 +84,115 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def face_file(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> Path:
-    path = tmp_path_factory.mktemp("upload") / "face.png"
-    Image.fromarray(astronaut).save(path)
+def face_file(tmp_path_factory: pytest.TempPathFactory, sfhq_dir: Path) -> Path:
+    """A real-looking face not built into the app: an SFHQ crop, saved as a PNG upload."""
+    with open(sfhq_dir / "manifest.csv", newline="") as f:
+        first = next(r for r in csv.DictReader(f) if r["age_years"] and
+                     20 <= float(r["age_years"]) <= 60)
+    path = tmp_path_factory.mktemp("upload") / "visitor.png"
+    Image.open(sfhq_dir / first["file"]).convert("RGB").save(path)
     return path
 
 
-def _upload(page, face_file: Path) -> None:
+def _go(page, name: str) -> None:
+    """Navigate with the sidebar link (client-side: the session and its state stay)."""
+    slug = "" if name == "Face" else name.lower()
+    page.locator(f"[data-testid=stSidebarNav] a[href$='/{slug}']").first.click()
+    page.get_by_role("heading", level=1).filter(has_text=re.compile(name if name != "Face"
+                                                                    else "FacePriv")).wait_for()
+    page.wait_for_timeout(800)
+
+
+def _settle(page, timeout: float = 60_000) -> None:
+    """Wait until the app is not running a script (the status widget goes away)."""
+    page.wait_for_timeout(300)
+    page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden", timeout=timeout)
+
+
+def _context(page) -> str:
+    return page.locator("[data-testid=stMarkdownContainer]").filter(
+        has_text="Current face:").first.inner_text()
+
+
+def _no_tracebacks(page) -> None:
+    assert page.locator(".stException, [data-testid=stException]").count() == 0
+    text = page.locator("[data-testid=stMain]").inner_text()
+    assert "Traceback" not in text and "Error:" not in text.replace("error:", "")
+
+
+def _select(page, label: str, option: re.Pattern[str]) -> None:
+    page.get_by_label(label, exact=True).first.click()
+    page.get_by_role("option", name=option).first.click()
+    _settle(page)
+
+
+def _launch_identity(page) -> None:
+    box = page.get_by_role("checkbox", name=re.compile("Identity matching"))
+    if not box.is_checked():
+        page.get_by_text("Identity matching and data abuse").first.click()
+        _settle(page)
+    page.get_by_role("button", name="Launch").click()
+
+
+def test_upload_protect_attack_keeps_state_with_screenshots(server: str, browser, shots: Path,
+                                                           face_file: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})
+    page.goto(server)
+    page.get_by_role("heading", name="FacePriv workbench").wait_for(timeout=120_000)
     page.get_by_text("Upload", exact=True).click()
     page.locator("input[type=file]").set_input_files(str(face_file))
+    page.get_by_text("dlib chip 150x150").wait_for(timeout=120_000)
+    _settle(page)
+    assert "upload visitor.png" in _context(page)
+    _no_tracebacks(page)
+    page.screenshot(path=str(shots / "1_face.png"), full_page=True)
 
-
-def test_upload_protect_attack_with_screenshots(server: str, browser, shots: Path,
-                                                face_file: Path) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.goto(f"{server}/protect")
-    _upload(page, face_file)
+    _go(page, "Protect")
+    _select(page, "Defence", re.compile(r"^blur:"))
+    kernel = page.get_by_role("slider").first  # blur's first parameter: kernel (9)
+    kernel.focus()
+    for _ in range(6):
+        kernel.press("ArrowRight")
+    _settle(page, 120_000)
     page.get_by_text("what the server receives").wait_for(timeout=120_000)
-    page.get_by_text("Pixelation", exact=True).wait_for()
-    page.get_by_text("utility cosine").wait_for()
-    assert page.locator(".stException").count() == 0
-    page.screenshot(path=str(shots / "protect.png"), full_page=True)
+    page.get_by_text("Privacy: does the wire still match this person?").wait_for()
+    page.get_by_text("identity cosine (dlib-resnet)").wait_for(timeout=120_000)
+    _settle(page, 120_000)
+    context = _context(page)
+    assert "upload visitor.png" in context and "blur" in context and "kernel=15" in context
+    _no_tracebacks(page)
+    page.screenshot(path=str(shots / "2_protect.png"), full_page=True)
 
-    page.goto(f"{server}/attack")
-    _upload(page, face_file)
-    page.get_by_text("Identity matching and data abuse").click()
-    page.get_by_role("button", name="Launch").click()
-    page.get_by_text("identity: done", exact=False).wait_for(timeout=180_000)
-    page.locator("[data-testid=stDataFrame]").first.wait_for()
-    assert page.locator(".stException").count() == 0
-    page.screenshot(path=str(shots / "attack.png"), full_page=True)
-    assert (shots / "protect.png").stat().st_size > 10_000
+    _go(page, "Attack")
+    context = _context(page)
+    assert "upload visitor.png" in context and "kernel=15" in context, context
+    _launch_identity(page)
+    first = page.get_by_text(re.compile(r"#1 identity on blur: done")).first
+    first.wait_for(timeout=240_000)
+    _settle(page)
+    card_text = page.locator("[data-testid=stMain]").inner_text()
+    assert "face: upload visitor.png" in card_text and "kernel=15" in card_text
+    assert re.search(r"identity: (LEAKS|HOLDS|INCONCLUSIVE)|no verdict rule", card_text)
+
+    # switch defence: the earlier card keeps its own wire
+    page.get_by_text("Change the defence").click()
+    _select(page, "Defence", re.compile(r"^pixelate:"))
+    _launch_identity(page)
+    page.get_by_text(re.compile(r"#2 identity on pixelate: done")).first.wait_for(
+        timeout=240_000)
+    _settle(page)
+    captions = page.locator("[data-testid=stImageCaption], [data-testid=caption]")
+    all_captions = " ".join(captions.all_inner_texts())
+    assert "what the server received (blur)" in all_captions
+    assert "what the server received (pixelate)" in all_captions
+    _no_tracebacks(page)
+    page.screenshot(path=str(shots / "3_attack.png"), full_page=True)
+
+    for i, name in enumerate(PAGES[3:], start=4):
+        _go(page, name)
+        _settle(page)
+        assert "upload visitor.png" in _context(page)
+        _no_tracebacks(page)
+        page.screenshot(path=str(shots / f"{i}_{name.lower()}.png"), full_page=True)
+    assert "#1 identity on blur" in page.locator("[data-testid=stMain]").inner_text()
+    assert (shots / "2_protect.png").stat().st_size > 10_000
