@@ -102,19 +102,12 @@ def verify_embeddings(embeddings: np.ndarray, pairs: np.ndarray, same: np.ndarra
     return evaluate_scores(scores, same, folds=folds, seed=seed)
 
 
-@torch.no_grad()
 def embed_chips(model: object, chips: np.ndarray, device: str | torch.device = "cpu",
                 batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
     """Embeddings (N, D) of uint8 (N, 150, 150, 3) dlib chips with a recognition model."""
-    from facepriv_core.faces.types import chips_to_tensor
+    from facepriv_core.embedding import embed_numpy
 
-    out = []
-    for start in range(0, len(chips), batch_size):
-        x = chips_to_tensor(chips[start:start + batch_size], device)
-        out.append(model.embed(x).float().cpu().numpy())  # type: ignore[attr-defined]
-        if progress:
-            progress(min(start + batch_size, len(chips)), len(chips))
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    return embed_numpy(model, chips, batch_size, device, progress)
 
 
 #: Defence params that make or are a client secret: never echoed into outputs.

@@ -40,7 +40,9 @@ def attack(name: str, case: AttackCase, **params: object) -> AttackResult:
 
 
 def test_identity_noise_is_no_defence_pixelation_is_some(chips: torch.Tensor) -> None:
-    noise = attack("identity", make_case(chips, "noise", sigma=8)).aggregates
+    # dlib-native is out of the default set (a duplicate of dlib-resnet) but can be named
+    noise = attack("identity", make_case(chips, "noise", sigma=8),
+                   recognisers="dlib-resnet,dlib-native").aggregates
     pixel = attack("identity", make_case(chips, "pixelate", block=32),
                    other_recognisers=False).aggregates
     keys = ["match_rate", "cosine", "rank1", "match@dlib-native", "cosine@dlib-native"]
@@ -50,6 +52,16 @@ def test_identity_noise_is_no_defence_pixelation_is_some(chips: torch.Tensor) ->
     assert noise["match@dlib-native"] >= 0.9  # the unauthorised recogniser matches too
     assert pixel["match_rate"] < noise["match_rate"]
     assert pixel["cosine"] < noise["cosine"]
+
+
+def test_identity_default_recognisers_leave_out_the_duplicate() -> None:
+    from facepriv_core.attacks.identity import IdentityParams, recogniser_names
+
+    names = recogniser_names(IdentityParams(), is_image=True)
+    assert names[0] == "dlib-resnet" and "dlib-native" not in names
+    assert recogniser_names(IdentityParams(recognisers="dlib-native"), True) == [
+        "dlib-resnet", "dlib-native"]
+    assert recogniser_names(IdentityParams(recognisers="dlib-native"), False) == ["dlib-resnet"]
 
 
 def test_identity_fits_threshold_and_uses_other_photos(olivetti_path: Path) -> None:

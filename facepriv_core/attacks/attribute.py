@@ -8,6 +8,7 @@ prediction on the protected face is compared with its prediction on the original
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from facepriv_core import metrics, models
 from facepriv_core.attacks import _rules, register
 from facepriv_core.attacks.base import (
     Attack,
+    AttackCancelled,
     AttackCase,
     AttackParams,
     AttackResult,
@@ -27,6 +29,7 @@ from facepriv_core.attacks.base import (
     ThreatModel,
     check_cancel,
 )
+from facepriv_core.embedding import embed_numpy
 from facepriv_core.verdicts import Rule
 
 #: Preferred model per attribute head; any other available model of the task is the fallback.
@@ -46,11 +49,28 @@ def attribute_models(device: str | torch.device = "cpu") -> dict[str, Any]:
     return out
 
 
-@torch.no_grad()
-def _predict(heads: dict[str, Any], x: torch.Tensor) -> dict[str, np.ndarray]:
-    out = {head: model.probabilities(x).float().cpu().numpy() for head, model in heads.items()}
-    if "age" in heads:
-        out["years"] = heads["age"].years(x).float().cpu().numpy()
+def _outputs(head: str, model: Any, x: torch.Tensor) -> torch.Tensor:
+    """One forward of an attribute model: its probabilities, and for age the years in the
+    last column, from the same pass (the model runs once per batch)."""
+    if head != "age":
+        return model.probabilities(x)
+    both = getattr(model, "probabilities_and_years", None)
+    probs, years = both(x) if both is not None else (model.probabilities(x), model.years(x))
+    return torch.cat([probs, years.reshape(-1, 1).to(probs)], dim=1)
+
+
+def predict(heads: dict[str, Any], x: torch.Tensor | np.ndarray, batch: int = 32,
+            device: str | torch.device | None = None, cancel: Any = None
+            ) -> dict[str, np.ndarray]:
+    """{head: (N, classes) probabilities, and 'years'} for faces `x`, in batches."""
+    out = {}
+    for head, model in heads.items():
+        y = embed_numpy(model, x, batch, device, cancel=cancel, error=AttackCancelled,
+                        fn=functools.partial(_outputs, head))
+        if head == "age":
+            out["age"], out["years"] = y[:, :-1], y[:, -1]
+        else:
+            out[head] = y
     return out
 
 
@@ -71,17 +91,28 @@ def attribute_rows(original: torch.Tensor, other: torch.Tensor,
     if original.shape != other.shape:
         raise ValueError(f"shapes differ: {tuple(original.shape)} vs {tuple(other.shape)}")
     heads = attribute_models(device)
-    a = _predict(heads, original.to(device))
-    b = _predict(heads, other.to(device))
+    a = predict(heads, original, device=device)
     if originals_out is not None:
-        for h in heads:
-            originals_out.setdefault(h, []).extend(np.argmax(a[h], axis=1).tolist())
-            originals_out.setdefault(f"{h}_classes", [float(a[h].shape[1])])
-        if "age" in heads:
-            originals_out.setdefault("years", []).extend(np.ravel(a["years"]).tolist())
+        _collect_originals(heads, a, originals_out)
+    return _rows(heads, a, predict(heads, other, device=device))
+
+
+def _collect_originals(heads: dict[str, Any], a: dict[str, np.ndarray],
+                       out: dict[str, list[float]]) -> None:
+    """The originals' predicted class per head and age in years (the verdict's baselines)."""
+    for h in heads:
+        out.setdefault(h, []).extend(np.argmax(a[h], axis=1).tolist())
+        out.setdefault(f"{h}_classes", [float(a[h].shape[1])])
+    if "age" in heads:
+        out.setdefault("years", []).extend(np.ravel(a["years"]).tolist())
+
+
+def _rows(heads: dict[str, Any], a: dict[str, np.ndarray], b: dict[str, np.ndarray]
+          ) -> list[dict[str, float]]:
     rows = []
-    for i in range(original.shape[0]):
-        cos = {f"attr_cossim@{h}": float(metrics.attr_cossim(a[h][i], b[h][i])[0]) for h in heads}
+    for i in range(len(next(iter(a.values())))):
+        cos = {f"attr_cossim@{h}": float(metrics.attr_cossim(a[h][i], b[h][i])[0])
+               for h in heads}
         row = {"attr_cossim": float(np.mean(list(cos.values()))), **cos}
         if "gender" in heads:
             row["gender_flip_rate"] = metrics.gender_flip_rate(a["gender"][i], b["gender"][i])
@@ -167,16 +198,21 @@ class AttributeEstimation(Attack):
         prot = case.protected
         image = prot.image if prot.image is not None else prot.wire
         heads = attribute_models(self.device)
-        n, rows = case.original.shape[0], []
+        n = case.original.shape[0]
+        if case.original.shape != image.shape:
+            raise ValueError(f"shapes differ: {tuple(case.original.shape)} vs "
+                             f"{tuple(image.shape)}")
+        check_cancel(cancel)
+        clean = predict(heads, case.original, params.batch_size, self.device, cancel)
         originals: dict[str, list[float]] = {}
-        for start in range(0, n, params.batch_size):
-            check_cancel(cancel)
-            end = min(start + params.batch_size, n)
-            rows += attribute_rows(case.original[start:end], image[start:end], self.device,
-                                   originals_out=originals)
-            if progress:
-                means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-                progress(ProgressEvent(end, n, prot.preview[0], means))
+        _collect_originals(heads, clean, originals)
+        if progress:
+            progress(ProgressEvent(n // 2, n, prot.preview[0], {}))
+        seen = predict(heads, image, params.batch_size, self.device, cancel)
+        rows = _rows(heads, clean, seen)
+        if progress:
+            means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+            progress(ProgressEvent(n, n, prot.preview[0], means))
         details = {"models": {head: model.name for head, model in heads.items()},
                    "missing_heads": sorted(set(PREFERRED) - set(heads)),
                    "target": "protected image",

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from facepriv_core import cancel as _cancel
 from facepriv_core.defences.base import Defence, DefenceParams, Protected, WireKind
+from facepriv_core.embedding import embed_batched
 from facepriv_core.verdicts import Phrasing, Rule, Verdict, judge
 
 KNOWLEDGE = {
@@ -89,11 +90,7 @@ class AttackCase:
             from facepriv_core import models
 
             model = models.get(recogniser, self.device)
-            with torch.no_grad():
-                self.embeddings[recogniser] = torch.cat([
-                    model.embed(self.original[i:i + batch])
-                    for i in range(0, len(self.original), batch)
-                ])
+            self.embeddings[recogniser] = embed_batched(model, self.original, batch, self.device)
         return self.embeddings[recogniser]
 
     def __repr__(self) -> str:

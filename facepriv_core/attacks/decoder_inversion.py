@@ -47,6 +47,7 @@ from facepriv_core.attacks.base import (
 )
 from facepriv_core.defences.base import Defence, DefenceParams, Protected
 from facepriv_core.defences.keys import KeySource
+from facepriv_core.embedding import embed_numpy
 from facepriv_core.faces import chips_to_tensor
 from facepriv_core.verdicts import Rule
 
@@ -206,9 +207,7 @@ def load_aux(spec: str, limit: int, seed: int = 0, use_cache: bool = True
     aligned = datasets.align_dataset(ds)
     keys = [ds.keys[i] if ds.keys else str(i) for i in aligned.indices]
     net = models.get("dlib-resnet")
-    with torch.no_grad():
-        emb = torch.cat([net(chips_to_tensor(aligned.chips[i:i + 32]))
-                         for i in range(0, len(aligned.chips), 32)]).numpy()
+    emb = embed_numpy(net, aligned.chips, 32, fn=lambda m, x: m(x))
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, chips=aligned.chips, keys=np.asarray(keys), embeddings=emb)

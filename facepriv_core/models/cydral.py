@@ -169,6 +169,11 @@ class CydralAge(_Cydral):
         """(N,) expected age in years (differentiable unless `rounded`, as the package reports)."""
         return self._years(self.probabilities(x), rounded)
 
+    def probabilities_and_years(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both from one forward pass (the attribute attack needs both per batch)."""
+        probs = self.probabilities(x)
+        return probs, self._years(probs, False)
+
     def years_onnx(self, x: torch.Tensor, rounded: bool = False) -> torch.Tensor:
         """`years` computed from the onnxruntime reference probabilities."""
         return self._years(self.probabilities_onnx(x), rounded)

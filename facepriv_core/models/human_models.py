@@ -84,8 +84,13 @@ class HumanAgeBins(HumanClassifier):
     """Age as bins: `years` is the expectation over bin centres (`labels` are the centres)."""
 
     def years(self, x: torch.Tensor) -> torch.Tensor:
+        return self.probabilities_and_years(x)[1]
+
+    def probabilities_and_years(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both from one forward pass."""
         centres = torch.tensor([float(v) for v in self.labels], device=x.device)
-        return self.probabilities(x) @ centres
+        probs = self.probabilities(x)
+        return probs, probs @ centres
 
 
 class HumanAgeRegressor(HumanGraphModel):
@@ -96,8 +101,13 @@ class HumanAgeRegressor(HumanGraphModel):
         return self(x).flatten()
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        return self.probabilities_and_years(x)[0]
+
+    def probabilities_and_years(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both from one forward pass."""
+        years = self.years(x)
         centres = torch.arange(5.0, 100.0, 10.0, device=x.device)
-        return torch.softmax(-((self.years(x)[:, None] - centres) / 5.0) ** 2, dim=1)
+        return torch.softmax(-((years[:, None] - centres) / 5.0) ** 2, dim=1), years
 
 
 class HumanBinaryGender(HumanClassifier):

@@ -32,6 +32,7 @@ from facepriv_core.defences.ppfr_fd import (
     to_grey112,
     wire_channels,
 )
+from facepriv_core.embedding import embed_batched
 from facepriv_core.train.control import Cancel, TrainProgress, cancelled
 
 #: The adapter replaces dlib-resnet's stem and level4 blocks and outputs level4.2's features.
@@ -148,13 +149,11 @@ def evaluate(adapter: nn.Module, server: nn.Module, chips: np.ndarray, targets: 
     """Utility on faces, one Shuffle2 each: mean cosine of server(adapter(wire)) to the clean
     embedding, and top-1: the share whose nearest clean embedding among these faces is their
     own (dlib embeddings of any two faces have cosine ~0.8, so cosine alone flatters)."""
-    from facepriv_core.faces import chips_to_tensor
 
     rng = torch.Generator(device=device).manual_seed(seed)
+    emb = embed_batched(server, chips, batch, device,
+                        fn=lambda m, x: m(adapter(_wires(x, params, key, rng))))
     with torch.no_grad():
-        emb = torch.cat([server(adapter(_wires(chips_to_tensor(chips[i:i + batch], device),
-                                               params, key, rng)))
-                         for i in range(0, len(chips), batch)])
         nearest = torch.cdist(emb, targets).argmin(dim=1).cpu()
     return {"cosine": float(F.cosine_similarity(emb, targets, dim=1).mean()),
             "top1": float((nearest == torch.arange(len(chips))).float().mean())}
@@ -206,11 +205,8 @@ def train_ppfr_fd_adapter(
     model = models.get("dlib-resnet", dev)
     shallow, server = model.split(stage)
     key = PPFRFD(dev).key_for(params, key_source or KeySource.from_seed(seed))
-    with torch.no_grad():
-        val_targets = torch.cat([model(chips_to_tensor(val[i:i + 64], dev))
-                                 for i in range(0, len(val), 64)])
-        train_targets = torch.cat([model(chips_to_tensor(train[i:i + 64], dev))
-                                   for i in range(0, len(train), 64)])
+    val_targets = embed_batched(model, val, 64, dev, fn=lambda m, x: m(x))
+    train_targets = embed_batched(model, train, 64, dev, fn=lambda m, x: m(x))
 
     adapter = new_adapter(wire_channels(params), stage).to(dev)
     before = evaluate(adapter, server, val, val_targets, params, key, dev)
