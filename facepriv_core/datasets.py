@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facepriv_core import data_sources
 from facepriv_core.errors import FacePrivError
+from facepriv_core.faces import InputError, detect_and_align, from_aligned, load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".pgm")
 
@@ -62,8 +64,6 @@ class FaceDataset:
 
 
 def _read_file(path: Path) -> np.ndarray:
-    from facepriv_core.faces import load_image
-
     return load_image(path)
 
 
@@ -100,8 +100,6 @@ def load_folder(path: str | Path, aligned: bool = False) -> FaceDataset:
 def olivetti_arrays(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images (400, 64, 64), person ids) from olivettifaces.mat or sklearn's fetcher."""
     if path is None:
-        from facepriv_core import data_sources
-
         found = data_sources.find("olivetti")
         if found is not None and found.spec != "olivetti":
             path = found.path
@@ -149,7 +147,6 @@ def load_lfw(min_faces_per_person: int = 2, data_home: str | None = None) -> Fac
     """LFW people from scikit-learn's download (`facepriv data fetch lfw` makes it)."""
     from sklearn.datasets import fetch_lfw_people
 
-    from facepriv_core import data_sources
 
     try:
         bunch = fetch_lfw_people(min_faces_per_person=min_faces_per_person, color=True,
@@ -241,8 +238,6 @@ def load(spec: str) -> FaceDataset:
         return load_folder(arg, aligned=kind == "aligned")
     if kind == "sfhq":
         if not arg:
-            from facepriv_core import data_sources
-
             found = data_sources.find("sfhq")
             if found is None:
                 raise DatasetError("no SFHQ folder found: pass sfhq:PATH (the folder holding "
@@ -301,8 +296,6 @@ class AlignedChips:
 def align_dataset(dataset: FaceDataset, progress: Callable[[int, int], None] | None = None
                   ) -> AlignedChips:
     """Align every image (skip-detection for aligned datasets); faces that fail are reported."""
-    from facepriv_core.faces import InputError, detect_and_align, from_aligned
-
     chips, kept, failures = [], [], {}
     for i in range(len(dataset)):
         key = dataset.keys[i] if dataset.keys else str(i)
@@ -327,7 +320,6 @@ def load_zip(data: bytes, aligned: bool = False, name: str = "upload") -> FaceDa
     import io
     import zipfile
 
-    from facepriv_core.faces import InputError, load_image
 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))

@@ -6,12 +6,31 @@ import importlib.util
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM of two uint8 (H, W, 3) images (scikit-image, Gaussian-free 7x7 window)."""
     return float(structural_similarity(a, b, channel_axis=-1, data_range=255))
+
+
+def ssim_torch(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """Differentiable per-image SSIM (N,) of [0, 1] NCHW batches, uniform window like skimage.
+
+    Used as a training loss; reported SSIM always comes from `ssim` on uint8.
+    """
+    c1, c2 = 0.01**2, 0.03**2
+
+    def pool(t: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(t, window, stride=1)
+
+    mu_a, mu_b = pool(a), pool(b)
+    var_a = pool(a * a) - mu_a**2
+    var_b = pool(b * b) - mu_b**2
+    cov = pool(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    return (num / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))).mean(dim=(1, 2, 3))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

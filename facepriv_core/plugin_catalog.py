@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from facepriv_core import attacks, defences
+
 _BOUNDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
 
 
@@ -45,8 +47,6 @@ def describe_params(params_cls: type[BaseModel]) -> list[dict[str, Any]]:
 
 def describe_defences() -> list[dict[str, Any]]:
     """Every registered defence: name, title, paper, wire kind, key/optimising, parameters."""
-    from facepriv_core import defences
-
     rows = []
     for name, cls in defences.classes().items():
         paper = getattr(cls, "paper", None)
@@ -63,8 +63,6 @@ def describe_defences() -> list[dict[str, Any]]:
 
 def describe_attacks() -> list[dict[str, Any]]:
     """Every registered attack: name, title, threat model, the wires it applies to, params."""
-    from facepriv_core import attacks
-
     rows = []
     for name, cls in attacks.classes().items():
         rows.append({

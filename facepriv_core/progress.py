@@ -1,9 +1,27 @@
-"""Progress reporting for long command-line work: a bar on a terminal, silence otherwise."""
+"""Progress reporting: the event long work streams (jobs, attacks, decoder training) and, for
+the command line, a bar on a terminal (silence otherwise)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class ProgressEvent:
+    """Step `step` of `total`, with the latest preview image and the metrics so far."""
+
+    step: int
+    total: int
+    preview: np.ndarray | None = None  # uint8 (H, W, 3) latest reconstruction of image 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    phase: str = ""  # what the step counts, e.g. "training decoder" or "optimising"
+
+
+ProgressFn = Callable[[ProgressEvent], None]
 
 
 def terminal_progress(label: str) -> Callable[[int, int], None]:

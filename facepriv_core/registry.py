@@ -7,11 +7,18 @@ import importlib
 import pkgutil
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from facepriv_core.errors import UnknownNameError
 
-T = TypeVar("T")
+
+class Plugin(Protocol):
+    """What a registered class is: built with the device it runs on."""
+
+    def __init__(self, device: Any = ...) -> None: ...
+
+
+T = TypeVar("T", bound=Plugin)
 
 
 class Registry(Generic[T]):

@@ -11,7 +11,6 @@ from functools import cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from facepriv_core import metrics, models
 from facepriv_core.attacks.base import AttackCase
@@ -23,24 +22,6 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     dy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(1, 2, 3))
     dx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3))
     return dx + dy
-
-
-def ssim_torch(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
-    """Differentiable per-image SSIM (N,) of [0, 1] NCHW batches, uniform window like skimage.
-
-    Used as a training loss; reported SSIM always comes from `metrics.ssim` on uint8.
-    """
-    c1, c2 = 0.01**2, 0.03**2
-
-    def pool(t: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(t, window, stride=1)
-
-    mu_a, mu_b = pool(a), pool(b)
-    var_a = pool(a * a) - mu_a**2
-    var_b = pool(b * b) - mu_b**2
-    cov = pool(a * b) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
-    return (num / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))).mean(dim=(1, 2, 3))
 
 
 def preview(x: torch.Tensor) -> np.ndarray:

@@ -10,12 +10,10 @@ attacker on the same faces so the gain of adapting is visible.
 
 from __future__ import annotations
 
-from typing import Any
-
 from facepriv_core.attacks import register
 from facepriv_core.attacks._common import score_rows
 from facepriv_core.attacks.base import AttackCase, AttackResult, CancelFn, ProgressFn, ThreatModel
-from facepriv_core.attacks.decoder_inversion import DecoderInversion
+from facepriv_core.attacks.decoder_inversion import DecoderInversion, DecoderParams
 from facepriv_core.attacks.identity import AUTHORISED, DEFAULT_THRESHOLDS
 from facepriv_core.defences.base import Defence, Protected
 
@@ -44,11 +42,13 @@ class AdaptiveDecoder(DecoderInversion):
                     f"{defence.name}: its image is not a public transform of the face")
         return None
 
-    def run(self, case: AttackCase, params: Any, progress: ProgressFn | None = None,
+    def run(self, case: AttackCase, params: DecoderParams, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
         """The decoder's rows (ssim, psnr, cosine, match_rate) beside the naive attacker's
         on the protected image itself (naive_*)."""
         result = super().run(case, params, progress, cancel)
+        if result.reconstructions is None:  # decoder_inversion always returns them
+            raise RuntimeError("decoder_inversion returned no reconstructions")
         n = case.original.shape[0]
         prot = case.protected
         naive = (prot.image if prot.image is not None else prot.wire)[:n].float()

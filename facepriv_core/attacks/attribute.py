@@ -155,7 +155,7 @@ class AttributeParams(AttackParams):
 
 
 @register("attribute")
-class AttributeEstimation(Attack):
+class AttributeEstimation(Attack[AttributeParams]):
     title = "Attribute estimation (gender, age, emotion, race)"
     threat = ThreatModel(
         knows=("wire",),
@@ -190,7 +190,7 @@ class AttributeEstimation(Attack):
                               subject="age"))
         return rules
 
-    def run(self, case: AttackCase, params: Any, progress: ProgressFn | None = None,
+    def run(self, case: AttackCase, params: AttributeParams, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
         reason = self.applicable(case.protected, case.defence)
         if reason:

@@ -12,7 +12,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -21,7 +21,11 @@ from pydantic import BaseModel, ConfigDict
 from facepriv_core import cancel as _cancel
 from facepriv_core.defences.base import Defence, DefenceParams, Protected, WireKind
 from facepriv_core.embedding import embed_batched
+from facepriv_core.progress import ProgressEvent as ProgressEvent  # re-exported for attacks
+from facepriv_core.progress import ProgressFn as ProgressFn
 from facepriv_core.verdicts import Phrasing, Rule, Verdict, judge
+
+DP = TypeVar("DP", bound=DefenceParams)
 
 KNOWLEDGE = {
     "wire": "what the server receives",
@@ -54,16 +58,6 @@ class AttackParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass
-class ProgressEvent:
-    step: int
-    total: int
-    preview: np.ndarray | None = None  # uint8 (H, W, 3) latest reconstruction of image 0
-    metrics: dict[str, float] = field(default_factory=dict)
-    phase: str = ""  # what the step counts, e.g. "training decoder" or "optimising"
-
-
-ProgressFn = Callable[[ProgressEvent], None]
 CancelFn = _cancel.Cancel
 
 
@@ -93,6 +87,13 @@ class AttackCase:
             self.embeddings[recogniser] = embed_batched(model, self.original, batch, self.device)
         return self.embeddings[recogniser]
 
+    def defence_params_as(self, cls: type[DP]) -> DP:
+        """The defence's params as `cls`, for an attack that applies to that defence only."""
+        if not isinstance(self.defence_params, cls):
+            raise TypeError(f"expected {cls.__name__}, got "
+                            f"{type(self.defence_params).__name__} params")
+        return self.defence_params
+
     def __repr__(self) -> str:
         return (f"AttackCase(n={self.original.shape[0]}, defence={self.defence.name!r}, "
                 f"wire={self.protected.wire_kind!r})")
@@ -119,8 +120,12 @@ class AttackResult:
         return f"AttackResult({self.attack!r}, n={len(self.per_image)}, {self.aggregates})"
 
 
-class Attack(ABC):
-    """An attack from the literature. Subclasses register with `@register(name)`.
+P = TypeVar("P", bound=AttackParams)
+
+
+class Attack(ABC, Generic[P]):
+    """An attack from the literature. Subclasses register with `@register(name)` and name
+    their Params: `class Identity(Attack[IdentityParams])`, so `run` is typed with them.
 
     Every attack declares its verdict: `verdict_rules(case, result)` returns the headline
     rule(s) (metric, direction, threshold and where it comes from) and `verdict_phrasing` how
@@ -132,7 +137,7 @@ class Attack(ABC):
     title: ClassVar[str]
     threat: ClassVar[ThreatModel]
     applies_to: ClassVar[frozenset[WireKind]]
-    Params: ClassVar[type[AttackParams]]
+    Params: type[P]  # a class attribute (ClassVar cannot hold a type variable)
     verdict_phrasing: ClassVar[Phrasing] = Phrasing("the attack succeeds", "the attack fails")
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
@@ -160,7 +165,7 @@ class Attack(ABC):
         return None
 
     @abstractmethod
-    def run(self, case: AttackCase, params: AttackParams, progress: ProgressFn | None = None,
+    def run(self, case: AttackCase, params: P, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
         """Attack the case; raise AttackCancelled promptly when cancel() turns true."""
 

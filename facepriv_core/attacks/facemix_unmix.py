@@ -50,7 +50,7 @@ from facepriv_core.attacks.base import (
 )
 from facepriv_core.attacks.whitebox_inversion import WhiteboxInversion, WhiteboxParams
 from facepriv_core.defences.base import Defence, Protected, tile_channels
-from facepriv_core.defences.facemix import group_indices
+from facepriv_core.defences.facemix import FaceMixParams, group_indices
 from facepriv_core.verdicts import Rule
 
 #: Singular values below this share of the largest are treated as zero (duplicate faces).
@@ -149,6 +149,12 @@ def _match(recovered: torch.Tensor, truth: torch.Tensor) -> tuple[np.ndarray, np
     return index, value
 
 
+def _no_utility(recognizer: Any) -> torch.Tensor:
+    """The separated sources are the attacker's, not a wire an authorised service computes
+    on: asking them for a utility embedding is a bug, not a None."""
+    raise TypeError("unmixed FaceMix sources have no authorised utility embedding")
+
+
 def _pairing(wire: torch.Tensor, feats: torch.Tensor, groups: torch.Tensor, n: int
              ) -> tuple[np.ndarray, np.ndarray]:
     """For each real face: the wire-row index of its Hungarian partner in its group, cosine."""
@@ -165,7 +171,7 @@ def _pairing(wire: torch.Tensor, feats: torch.Tensor, groups: torch.Tensor, n: i
 
 
 @register("facemix_unmix")
-class FaceMixUnmix(Attack):
+class FaceMixUnmix(Attack[FaceMixUnmixParams]):
     title = "FaceMix unmixing (blind source separation per group, then white-box inversion)"
     threat = ThreatModel(
         knows=("wire", "shallow_model", "defence_algorithm"),
@@ -209,7 +215,7 @@ class FaceMixUnmix(Attack):
                                        event.metrics))
 
         wire = Protected(wire=feats, wire_kind="features", preview=tile_channels(feats[:1]),
-                         utility=lambda rec: None)
+                         utility=_no_utility)
         sub = AttackCase(original=case.original, protected=wire, defence=case.defence,
                          defence_params=case.defence_params, identities=case.identities,
                          seed=case.seed, embeddings=case.embeddings)
@@ -219,13 +225,13 @@ class FaceMixUnmix(Attack):
                                            report_every=params.report_every),
                        progress=shifted, cancel=cancel)
 
-    def run(self, case: AttackCase, params: Any, progress: ProgressFn | None = None,
+    def run(self, case: AttackCase, params: FaceMixUnmixParams, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
         reason = self.applicable(case.protected, case.defence)
         if reason:
             raise ValueError(reason)
         start = time.perf_counter()
-        dp = case.defence_params
+        dp = case.defence_params_as(FaceMixParams)
         size = dp.group_size
         wire = case.protected.wire.detach().cpu().double()
         if wire.shape[0] % size:

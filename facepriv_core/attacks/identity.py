@@ -100,7 +100,7 @@ def gallery_exclusion(ids: np.ndarray) -> np.ndarray:
 
 
 @register("identity")
-class IdentityAbuse(Attack):
+class IdentityAbuse(Attack[IdentityParams]):
     title = "Identity matching and data abuse"
     threat = ThreatModel(
         knows=("wire", "gallery"),
@@ -113,7 +113,7 @@ class IdentityAbuse(Attack):
     def verdict_rules(self, case: AttackCase, result: AttackResult) -> list[Rule]:
         return _rules.identity_rules(case, result)
 
-    def run(self, case: AttackCase, params: Any, progress: ProgressFn | None = None,
+    def run(self, case: AttackCase, params: IdentityParams, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
         reason = self.applicable(case.protected, case.defence)
         if reason:
@@ -137,6 +137,7 @@ class IdentityAbuse(Attack):
             else:
                 with torch.no_grad():
                     probe = prot.utility(model).float().cpu().numpy()
+            t: float | None
             if name == AUTHORISED and params.threshold is not None:
                 t, source = params.threshold, "given"
             else:

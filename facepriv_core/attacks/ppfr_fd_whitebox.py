@@ -26,7 +26,6 @@ mean face, with no wire information at all, is scored alongside as the baseline.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -47,11 +46,11 @@ from facepriv_core.attacks.base import (
     ThreatModel,
     check_cancel,
 )
-from facepriv_core.attacks.decoder_inversion import load_aux, same_people
 from facepriv_core.defences.base import Defence, Protected
 from facepriv_core.defences.ppfr_fd import (
     FACE_SIZE,
     LUMA_601,
+    PPFRParams,
     block_dct,
     block_idct,
     selected_channels,
@@ -59,6 +58,7 @@ from facepriv_core.defences.ppfr_fd import (
     to_grey112,
 )
 from facepriv_core.faces import chips_to_tensor, tensor_to_chips
+from facepriv_core.train.aux_faces import load_aux, same_people
 from facepriv_core.verdicts import Rule
 
 CHIP = 150
@@ -122,7 +122,7 @@ def reconstruct(wire: torch.Tensor, assigned: torch.Tensor, kept: list[int],
 
 
 @register("ppfr_fd_whitebox")
-class PPFRFDWhitebox(Attack):
+class PPFRFDWhitebox(Attack[PPFRWhiteboxParams]):
     title = "PPFR-FD white-box recovery (energy-ranked channels, auxiliary statistics)"
     threat = ThreatModel(
         knows=("wire", "defence_algorithm", "auxiliary_data"),
@@ -161,7 +161,7 @@ class PPFRFDWhitebox(Attack):
         return [{"ssim": s, "psnr": p, "cosine": c}
                 for s, p, c in zip(images["ssim"], images["psnr"], cos, strict=True)]
 
-    def run(self, case: AttackCase, params: Any, progress: ProgressFn | None = None,
+    def run(self, case: AttackCase, params: PPFRWhiteboxParams, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
         reason = self.applicable(case.protected, case.defence)
         if reason:
@@ -180,7 +180,7 @@ class PPFRFDWhitebox(Attack):
         drop = same_people(emb, case.original)
         if (~drop).sum() < 2:
             raise ValueError(f"only {(~drop).sum()} auxiliary faces are not the attacked people")
-        kept = selected_channels(case.defence_params)
+        kept = selected_channels(case.defence_params_as(PPFRParams))
         stats = aux_statistics(chips_to_tensor(chips[~drop]), kept)
         step(1)
         n = case.original.shape[0]

@@ -48,7 +48,7 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 
 #: Image-wire defences whose public transform is differentiable (noise: the identity, since
 #: the attacker cannot know the noise drawn).
-_IMAGE_TRANSFORMS: dict[str, Callable[[DefenceParams], Forward]] = {
+_IMAGE_TRANSFORMS: dict[str, Callable[[Any], Forward]] = {  # params of the named defence
     "none": lambda p: lambda x: x,
     "noise": lambda p: lambda x: x,
     "blur": lambda p: lambda x: gaussian_blur(x, p.kernel, p.sigma),
@@ -85,6 +85,8 @@ def _forward_model(protected: Protected, defence: Defence | None,
                              "of a dlib-resnet stage")
         return net.split(stage)[0], stage
     if kind == "image" and defence is not None and defence.name in _IMAGE_TRANSFORMS:
+        if params is None:
+            raise ValueError(f"inverting {defence.name!r} images needs the defence's params")
         return _IMAGE_TRANSFORMS[defence.name](params), None
     raise ValueError(f"no differentiable forward model for {kind} wires"
                      + (f" of defence {defence.name!r}" if defence is not None else ""))
@@ -99,7 +101,7 @@ def _initial_logits(shape: torch.Size, init: str, gen: torch.Generator) -> torch
 
 
 @register("whitebox_inversion")
-class WhiteboxInversion(Attack):
+class WhiteboxInversion(Attack[WhiteboxParams]):
     title = "White-box model inversion (optimise pixels, TV prior)"
     threat = ThreatModel(
         knows=("wire", "shallow_model"),
@@ -134,7 +136,7 @@ class WhiteboxInversion(Attack):
             return self.threat
         return ThreatModel(self.threat.knows + extra, self.threat.sentence)
 
-    def run(self, case: AttackCase, params: Any, progress: ProgressFn | None = None,
+    def run(self, case: AttackCase, params: WhiteboxParams, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
         reason = self.applicable(case.protected, case.defence)
         if reason:

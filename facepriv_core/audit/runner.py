@@ -21,11 +21,15 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from facepriv_core import __version__
+from facepriv_core import __version__, datasets, defences, faces, metrics, models
+from facepriv_core import attacks as attack_registry
+from facepriv_core.attacks.base import AttackCase, check_cancel
 from facepriv_core.audit.spec import AuditResult, AuditSpec, Estimate, KeyInfo, public_params
 from facepriv_core.audit.stats import bootstrap_ci
+from facepriv_core.defences.base import LazyMetrics, Protected
 from facepriv_core.defences.keys import key_source
 from facepriv_core.errors import UsageError
+from facepriv_core.faces import chips_to_tensor, tensor_to_chips
 from facepriv_core.validation import validate
 from facepriv_core.verdicts import Verdict, overall
 
@@ -42,8 +46,6 @@ class Faces:
 
 
 def load_faces(spec: AuditSpec, progress: Progress | None = None) -> Faces:
-    from facepriv_core import datasets, faces
-
     if spec.dataset:
         ds = datasets.load(spec.dataset).limit(spec.limit, seed=spec.seed)
         aligned = datasets.align_dataset(
@@ -68,8 +70,6 @@ def load_faces(spec: AuditSpec, progress: Progress | None = None) -> Faces:
 
 def _concat_protected(parts: list[Any]) -> Any:
     """One Protected for the whole set from per-batch ones (keys stay with the client)."""
-    from facepriv_core.defences.base import LazyMetrics, Protected
-
     if len(parts) == 1:
         return parts[0]
     weights = [p.wire.shape[0] for p in parts]
@@ -127,11 +127,6 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
     """Run the audit the spec describes. `faces`, when given, are the already-aligned faces to
     use instead of loading the spec's source: a sweep aligns once for all its points, and the
     app audits an upload held in memory (the spec then only labels it)."""
-    from facepriv_core import attacks as attack_registry
-    from facepriv_core import defences, metrics, models
-    from facepriv_core.attacks.base import AttackCase, check_cancel
-    from facepriv_core.faces import chips_to_tensor, tensor_to_chips
-
     device = models.resolve_device(spec.device)
     timings: dict[str, float] = {}
     t = time.perf_counter()

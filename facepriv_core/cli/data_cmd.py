@@ -39,7 +39,7 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from facepriv_core.data_sources import FETCHABLE
 
     d = sub.add_parser("data", help="face datasets: what this machine has, fetch public ones")

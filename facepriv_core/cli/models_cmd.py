@@ -52,7 +52,7 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from facepriv_core.models.npm_models import PACKAGES
 
     m = sub.add_parser("models", help="the model zoo")

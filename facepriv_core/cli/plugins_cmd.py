@@ -62,7 +62,7 @@ def cmd_attacks(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("defences", help="list every defence with its paper, wire and parameters")
     d.add_argument("--json", action="store_true", help="print JSON")
     d.set_defaults(func=cmd_defences)

@@ -32,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=CHECKOUT, env=env)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("serve", help="start the browser app (Streamlit) or the Gradio front end")
     s.add_argument("--ui", choices=("streamlit", "gradio"), default="streamlit",
                    help="which front end (default streamlit; gradio for ZeroGPU Spaces and an API)")

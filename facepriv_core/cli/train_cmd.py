@@ -64,7 +64,7 @@ def cmd_facemix(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train the service-side model a defence needs")
     tsub = t.add_subparsers(dest="defence", required=True)
     sub = tsub

@@ -10,7 +10,7 @@ Choices here, and why:
 
 * Features: the paper perturbs the recogniser's embedding; the workbench's feature wires are
   dlib-resnet shallow features at `stage` (as the `split` defence sends them), so the shadow
-  decoder is decoder_inversion's WireDecoder trained on the `split` wires of the auxiliary
+  decoder is train.decoder's WireDecoder trained on the `split` wires of the auxiliary
   faces, exactly what the learned-decoder attacker would train.
 * Objective: ascend 1 - SSIM (or MSE) of the shadow reconstruction to the original face,
   which the defender holds, rather than the paper's loss between shadow and re-reconstructed
@@ -29,7 +29,7 @@ Choices here, and why:
 * PGD starts at the clean feature, so the result is deterministic without drawing from
   `rng`.
 
-Shadow decoders are cached under decoder_inversion.cache_dir() by a digest of the stage,
+Shadow decoders are cached under train.decoder.cache_dir() by a digest of the stage,
 decoder training params, auxiliary spec and seed, and the WireDecoder ARCHITECTURE.
 """
 
@@ -45,21 +45,8 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from facepriv_core import metrics, models
-from facepriv_core.attacks._common import ssim_torch
-from facepriv_core.attacks.base import AttackCancelled, ProgressEvent
-from facepriv_core.attacks.decoder_inversion import (
-    ARCHITECTURE,
-    DecoderParams,
-    WireDecoder,
-    cache_dir,
-    config_digest,
-    load_aux,
-    load_cached_decoder,
-    resolve_aux,
-    save_decoder,
-    train_decoder,
-)
-from facepriv_core.cancel import check_cancel
+from facepriv_core.attacks.decoder_inversion import DecoderParams
+from facepriv_core.cancel import Cancelled, check_cancel
 from facepriv_core.defences import get as get_defence
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
@@ -75,7 +62,19 @@ from facepriv_core.defences.base import (
     tile_channels,
 )
 from facepriv_core.faces import tensor_to_chips
+from facepriv_core.metrics import ssim_torch
 from facepriv_core.models.dlib_resnet import DEFAULT_SPLIT
+from facepriv_core.progress import ProgressEvent
+from facepriv_core.train.aux_faces import load_aux, resolve_aux
+from facepriv_core.train.decoder import (
+    ARCHITECTURE,
+    WireDecoder,
+    cache_dir,
+    config_digest,
+    load_cached_decoder,
+    save_decoder,
+    train_decoder,
+)
 
 ADVFACE = Paper(
     title="Privacy-preserving Adversarial Facial Features",
@@ -143,7 +142,7 @@ def shadow_decoder(params: AdvFaceParams, device: torch.device,
     try:
         decoder, info = train_decoder(split, split_params, chips, dparams,
                                       seed=params.decoder_seed, progress=report, cancel=cancel)
-    except AttackCancelled as e:
+    except Cancelled as e:
         raise ProtectionCancelled("advface cancelled while training its shadow decoder") from e
     save_decoder(path, decoder, info, config)
     return decoder, {**info, "cached": False}
@@ -154,14 +153,14 @@ def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @register("advface")
-class AdvFace(Defence):
+class AdvFace(Defence[AdvFaceParams]):
     title = "AdvFace (features perturbed against a shadow reconstruction network)"
     paper = ADVFACE
     wire_kind = "features"
     Params = AdvFaceParams
     optimising = True
 
-    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: AdvFaceParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None) -> Protected:
         start = time.perf_counter()
@@ -234,6 +233,7 @@ class AdvFace(Defence):
             loss, cos, g, c, recon = evaluate(cand)
             if clean_recon is None:
                 clean_recon, best_recon, grads = recon, recon, (g, c)
+            assert grads is not None and best_recon is not None  # set by the first evaluation
             ok = (cos >= params.min_cosine) | (k == 0)
             okv = ok.view(shape)
             delta = torch.where(okv, cand, delta)
@@ -249,6 +249,7 @@ class AdvFace(Defence):
             if k < params.steps:
                 cand = project(delta + alpha * direction(*grads))
 
+        assert clean_recon is not None and best_recon is not None  # evaluations >= 2
         wire = (f + best).detach()
         budget = (best.flatten(1).abs().amax(dim=1) if params.norm == "linf"
                   else best.flatten(1).norm(dim=1)) / radius.flatten().clamp_min(1e-20)

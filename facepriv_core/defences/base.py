@@ -14,7 +14,7 @@ import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from facepriv_core.cancel import Cancel, Cancelled
 from facepriv_core.defences.keys import KeySource
+from facepriv_core.faces.types import tensor_to_chips
 
 WireKind = Literal["image", "features", "embedding", "frequency"]
 Progress = Callable[[int, int], None]
@@ -195,14 +196,18 @@ class Protected:
                 f"n={self.wire.shape[0]}, key={self.key!r})")
 
 
-class Defence(ABC):
-    """A privacy defence from the literature. Subclasses register with `@register(name)`."""
+P = TypeVar("P", bound=DefenceParams)
+
+
+class Defence(ABC, Generic[P]):
+    """A privacy defence from the literature. Subclasses register with `@register(name)` and
+    name their Params: `class Blur(Defence[BlurParams])`, so `protect` is typed with them."""
 
     name: ClassVar[str]
     title: ClassVar[str]
     paper: ClassVar[Paper | None] = None
     wire_kind: ClassVar[WireKind]
-    Params: ClassVar[type[DefenceParams]]
+    Params: type[P]  # a class attribute (ClassVar cannot hold a type variable)
     optimising: ClassVar[bool] = False
     #: Keyed defences take `key: KeySource | None` in protect (None: a fresh secret source).
     keyed: ClassVar[bool] = False
@@ -210,11 +215,11 @@ class Defence(ABC):
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
 
-    def params(self, **values: Any) -> DefenceParams:
+    def params(self, **values: Any) -> P:
         return self.Params(**values)
 
     @abstractmethod
-    def protect(self, x: torch.Tensor, params: DefenceParams, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: P, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None) -> Protected:
         """Protect chips x (N, 3, 150, 150) in [0, 1]; all randomness comes from `rng`.
@@ -224,7 +229,7 @@ class Defence(ABC):
         (`keyed = True`) also take `key: KeySource | None = None` and draw their secret from it
         (a fresh OS-entropy source when None), never from `rng` or a Params field."""
 
-    def protect_keyed(self, x: torch.Tensor, params: DefenceParams, rng: torch.Generator,
+    def protect_keyed(self, x: torch.Tensor, params: P, rng: torch.Generator,
                       key: KeySource | None, progress: Progress | None = None,
                       cancel: Cancel | None = None) -> Protected:
         """protect(), handing `key` to keyed defences (keyless ones have no key argument)."""
@@ -236,8 +241,6 @@ class Defence(ABC):
 
 def image_preview(x: torch.Tensor) -> np.ndarray:
     """uint8 NHWC of an image batch in [0, 1]."""
-    from facepriv_core.faces.types import tensor_to_chips
-
     return tensor_to_chips(x)
 
 

@@ -3,12 +3,11 @@ protect nothing (`none`: the image goes to the server; `split`: plain split comp
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from facepriv_core import models
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
     Cancel,
@@ -20,6 +19,7 @@ from facepriv_core.defences.base import (
     image_preview,
     tile_channels,
 )
+from facepriv_core.filters import gaussian_kernel1d, separable_blur
 
 FACEMIX = Paper(
     title="FaceMix: Privacy-preserving Facial Attribute Classification on the Cloud",
@@ -44,12 +44,12 @@ class NoParams(DefenceParams):
 
 
 @register("none")
-class NoDefence(Defence):
+class NoDefence(Defence[NoParams]):
     title = "No defence (the face goes to the server)"
     wire_kind = "image"
     Params = NoParams
 
-    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: NoParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None) -> Protected:
         return image_protected(x)
@@ -62,13 +62,13 @@ class NoiseParams(DefenceParams):
 
 
 @register("noise")
-class GaussianNoise(Defence):
+class GaussianNoise(Defence[NoiseParams]):
     title = "Gaussian noise"
     paper = FACEMIX
     wire_kind = "image"
     Params = NoiseParams
 
-    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: NoiseParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None) -> Protected:
         noise = torch.randn(x.shape, generator=rng, device=rng.device).to(x.device)
@@ -84,34 +84,23 @@ class BlurParams(DefenceParams):
                                      "size as OpenCV does: 0.3 * ((k - 1) / 2 - 1) + 0.8")
 
 
-def gaussian_kernel1d(size: int, sigma: float, device: torch.device) -> torch.Tensor:
-    r = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
-    k = torch.exp(-(r**2) / (2 * sigma**2))
-    return k / k.sum()
-
-
 def gaussian_blur(x: torch.Tensor, kernel: int, sigma: float = 0.0) -> torch.Tensor:
     """Separable Gaussian blur with reflected borders; kernel <= 1 returns x unchanged."""
     if kernel <= 1:
         return x
     size = kernel | 1
     sigma = sigma or 0.3 * ((size - 1) / 2 - 1) + 0.8
-    k = gaussian_kernel1d(size, sigma, x.device)
-    c = x.shape[1]
-    pad = size // 2
-    y = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, size), groups=c)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, size, 1), groups=c)
+    return separable_blur(x, gaussian_kernel1d(size, sigma, x.device), "reflect")
 
 
 @register("blur")
-class GaussianBlur(Defence):
+class GaussianBlur(Defence[BlurParams]):
     title = "Gaussian blur"
     paper = FACEMIX
     wire_kind = "image"
     Params = BlurParams
 
-    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: BlurParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None) -> Protected:
         return image_protected(gaussian_blur(x, params.kernel, params.sigma))
@@ -134,13 +123,13 @@ def pixelate(x: torch.Tensor, block: int) -> torch.Tensor:
 
 
 @register("pixelate")
-class Pixelate(Defence):
+class Pixelate(Defence[PixelateParams]):
     title = "Pixelation"
     paper = FACEMIX
     wire_kind = "image"
     Params = PixelateParams
 
-    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: PixelateParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None) -> Protected:
         return image_protected(pixelate(x, params.block))
@@ -152,16 +141,14 @@ class SplitParams(DefenceParams):
 
 
 @register("split")
-class PlainSplit(Defence):
+class PlainSplit(Defence[SplitParams]):
     title = "Split computing (unprotected shallow features go to the server)"
     wire_kind = "features"
     Params = SplitParams
 
-    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: SplitParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None) -> Protected:
-        from facepriv_core import models
-
         shallow, server = models.get("dlib-resnet", self.device).split(params.stage)
         with torch.no_grad():
             feats = shallow(x.to(self.device))

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
+from facepriv_core import checkpoints, models
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
     Cancel,
@@ -47,6 +48,7 @@ from facepriv_core.defences.base import (
     tile_channels,
 )
 from facepriv_core.defences.keys import KeySource
+from facepriv_core.errors import CheckpointError
 from facepriv_core.models.dlib_resnet import DEFAULT_SPLIT, EMBEDDING_DIM
 
 CHECKPOINT_KIND = "facemix-server"
@@ -144,9 +146,6 @@ class LinearHead(nn.Module):
 
 def load_trained_server(path: str, stage: str, device: torch.device) -> nn.Module:
     """The fine-tuned server part saved by facepriv_core.train.facemix_server."""
-    from facepriv_core import checkpoints, models
-    from facepriv_core.errors import CheckpointError
-
     ckpt = checkpoints.load(path, CHECKPOINT_KIND, "FaceMix server checkpoint", device)
     if ckpt["stage"] != stage:
         raise CheckpointError(f"'{path}' was trained for stage {ckpt['stage']!r}, not {stage!r}")
@@ -157,7 +156,7 @@ def load_trained_server(path: str, stage: str, device: torch.device) -> nn.Modul
 
 
 @register("facemix")
-class FaceMix(Defence):
+class FaceMix(Defence[FaceMixParams]):
     title = "FaceMix (secret mixing of a group's shallow features)"
     paper = Paper(
         title="FaceMix: Privacy-preserving Facial Attribute Classification on the Cloud",
@@ -185,13 +184,11 @@ class FaceMix(Defence):
             return self._trained[key]
         return dlib_server
 
-    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: FaceMixParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None, key: KeySource | None = None) -> Protected:
         """The mixing matrices come from `key`'s stream (a fresh secret source when None), so
         the batches of one audit get fresh matrices each; `rng` is not used."""
-        from facepriv_core import models
-
         shallow, dlib_server = models.get("dlib-resnet", self.device).split(params.stage)
         n = x.shape[0]
         with torch.no_grad():

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from facepriv_core import models
 from facepriv_core.cancel import check_cancel
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
@@ -48,7 +49,8 @@ from facepriv_core.defences.base import (
     image_preview,
     tile_channels,
 )
-from facepriv_core.defences.baselines import gaussian_blur, gaussian_kernel1d, quantise
+from facepriv_core.defences.baselines import gaussian_blur, quantise
+from facepriv_core.filters import gaussian_kernel1d
 from facepriv_core.models.dlib_resnet import DEFAULT_SPLIT
 
 PMT_PAPER = Paper(
@@ -170,8 +172,6 @@ def extractor(name: str, stage: str, aggregate: bool, device: torch.device) -> L
     """The features of one authorised model that PMT matches. dlib-resnet: its shallow part
     up to `stage`. Another model: its own default `.split` client part when it has one, else its
     whole network's output (the embedding). Non-differentiable models are refused."""
-    from facepriv_core import models
-
     if not models.entry(name).differentiable:
         raise ValueError(f"MR-PMT needs gradients, but the model {name!r} is not differentiable "
                          "(black-box); choose differentiable recognisers")
@@ -184,8 +184,6 @@ def extractor(name: str, stage: str, aggregate: bool, device: torch.device) -> L
 
 def _model_cosine(name: str, a: torch.Tensor, b: torch.Tensor, device: torch.device) -> float:
     """Mean cosine between recogniser `name`'s embeddings of a and b (MR-PMT's other models)."""
-    from facepriv_core import models
-
     net = models.get(name, device)
     return float(F.cosine_similarity(net.embed(a), net.embed(b), dim=1).mean())
 
@@ -236,7 +234,7 @@ def obfuscate(x: torch.Tensor, start: torch.Tensor, extractors: list[Layers], p:
 
 
 @register("pmt")
-class Pmt(Defence):
+class Pmt(Defence[PmtParams]):
     title = "PMT (noise-like image matching the shallow features of the authorised model)"
     paper = PMT_PAPER
     wire_kind = "image"
@@ -258,11 +256,9 @@ class Pmt(Defence):
     def model_names(self, params: PmtParams) -> tuple[str, ...]:
         return ("dlib-resnet",)
 
-    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: PmtParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None) -> Protected:
-        from facepriv_core import models
-
         names = self.model_names(params)
         x = x.to(self.device)
         extractors = [extractor(n, params.stage, params.aggregate, self.device) for n in names]

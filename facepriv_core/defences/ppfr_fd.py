@@ -241,7 +241,7 @@ def describe_adapter(info: dict[str, Any]) -> str:
 
 
 @register("ppfr_fd")
-class PPFRFD(Defence):
+class PPFRFD(Defence[PPFRParams]):
     title = "PPFR-FD: block-DCT channels with fast masking"
     paper = PPFR_FD
     wire_kind = "frequency"
@@ -253,7 +253,7 @@ class PPFRFD(Defence):
         perm = shuffle1_permutation(source, len(selected_channels(params)))
         return SecretKey(shuffle1=perm, reproducible=source.reproducible)
 
-    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: PPFRParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None, key: KeySource | None = None
                 ) -> FrequencyProtected:

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
+from facepriv_core import models
 from facepriv_core.cancel import check_cancel
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
@@ -40,6 +41,9 @@ from facepriv_core.defences.base import (
     ProtectionCancelled,
 )
 from facepriv_core.defences.baselines import image_protected, quantise
+
+if TYPE_CHECKING:
+    from facepriv_core.models.cydral import CydralGender
 
 SAN_PAPER = Paper(
     title="Semi-Adversarial Networks: Convolutional Autoencoders for Imparting Privacy to "
@@ -86,7 +90,7 @@ class SANParams(DefenceParams):
         return self
 
 
-def gender_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def gender_logits(model: CydralGender, x: torch.Tensor) -> torch.Tensor:
     """Cydral's pre-softmax scores (N, 2): its graph ends in a softmax that saturates to exact
     0/1 on confident faces, where cross-entropy on the probabilities has no gradient left."""
     net = model.net
@@ -148,6 +152,7 @@ class SanAutoencoder(nn.Module):
         self.up1 = nn.Sequential(nn.Conv2d(2 * width, width, 3, padding=1), act)
         self.up2 = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), act)
         self.head = nn.Conv2d(width + 3, 3, 1)
+        assert self.head.bias is not None  # nn.Conv2d has a bias unless bias=False
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -195,7 +200,7 @@ def _cached_autoencoder(path: str, mtime: int, device: str
 
 
 def gender_facts(versions: dict[str, torch.Tensor], labels: torch.Tensor,
-                 ref_unit: torch.Tensor, gender: nn.Module, recognizer: nn.Module
+                 ref_unit: torch.Tensor, gender: CydralGender, recognizer: nn.Module
                  ) -> dict[str, float]:
     """Per version: share of faces whose Cydral gender flipped, p(original gender), and the
     dlib cosine to the original (mean, min)."""
@@ -213,7 +218,7 @@ def gender_facts(versions: dict[str, torch.Tensor], labels: torch.Tensor,
 
 
 @register("san")
-class SAN(Defence):
+class SAN(Defence[SANParams]):
     """Gender hidden from a classifier, identity kept for the matcher (image wire)."""
 
     title = "SAN (semi-adversarial gender perturbation)"
@@ -222,12 +227,10 @@ class SAN(Defence):
     Params = SANParams
     optimising = True
 
-    def _models(self) -> tuple[nn.Module, nn.Module]:
-        from facepriv_core import models
-
+    def _models(self) -> tuple[CydralGender, nn.Module]:
         return models.get("cydral-gender", self.device), models.get("dlib-resnet", self.device)
 
-    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: SANParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None) -> Protected:
         """Deterministic: no randomness is drawn (Adam from the original image, or the
@@ -249,7 +252,7 @@ class SAN(Defence):
         return result
 
     def _optimise(self, x: torch.Tensor, labels: torch.Tensor, ref_unit: torch.Tensor,
-                  params: SANParams, gender: nn.Module, recognizer: nn.Module,
+                  params: SANParams, gender: CydralGender, recognizer: nn.Module,
                   progress: Progress | None, cancel: Cancel | None) -> torch.Tensor:
         w = _logit(x).detach().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=params.lr)
@@ -272,6 +275,8 @@ class SAN(Defence):
                     ) -> dict[str, torch.Tensor]:
         """All three versions (metrics compare them); the wire is the one `target` names."""
         check_cancel(cancel, ProtectionCancelled, "SAN cancelled")
+        if params.checkpoint is None:  # SANParams refuses this; kept for the type checker
+            raise ValueError(f"mode 'autoencoder' needs a checkpoint; {TRAIN_HINT}")
         net, prototypes, _ = load_autoencoder(params.checkpoint, self.device)
         with torch.no_grad():
             versions = {t: net(x, prototype_for(prototypes, labels, t))

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from facepriv_core import models
 from facepriv_core.defences import register
 from facepriv_core.defences.base import (
     Cancel,
@@ -121,7 +121,7 @@ def keyed_server(server: nn.Sequential, inv: torch.Tensor) -> nn.Sequential:
 
 
 @register("xnn")
-class Xnn(Defence):
+class Xnn(Defence[XnnParams]):
     title = "XNN (secret channel permutation and mixing of shallow features)"
     paper = Paper(
         title="XNN: Paradigm Shift in Mitigating Identity Leakage within Cloud-Enabled Deep "
@@ -133,13 +133,11 @@ class Xnn(Defence):
     Params = XnnParams
     keyed = True
 
-    def protect(self, x: torch.Tensor, params: Any, rng: torch.Generator,
+    def protect(self, x: torch.Tensor, params: XnnParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None, key: KeySource | None = None) -> Protected:
         """The client's key (P, M) comes from `key` (a fresh secret source when None): one
         fixed key per source, whatever the batch; `rng` is not used."""
-        from facepriv_core import models
-
         shallow, server = models.get("dlib-resnet", self.device).split(params.stage)
         with torch.no_grad():
             feats = shallow(x.to(self.device))

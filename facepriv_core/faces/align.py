@@ -14,6 +14,7 @@ ArcFace eye centres; the nose base lies 6.5 px below the ArcFace nose tip.
 from __future__ import annotations
 
 import functools
+from typing import TypeAlias
 
 import dlib
 import numpy as np
@@ -24,7 +25,7 @@ from facepriv_core.faces.decode import MIN_SIDE
 from facepriv_core.faces.errors import ImageTooSmallError
 from facepriv_core.faces.types import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE, TEMPLATE_CHIP_SIZE
 
-Landmarks = np.ndarray | dlib.full_object_detection
+Landmarks: TypeAlias = np.ndarray | dlib.full_object_detection
 
 # dlib 5-point order: image-right eye outer and inner corner, image-left eye outer and inner
 # corner, nose base; in 112x112 template pixels (see the module docstring).
@@ -75,7 +76,7 @@ def align_dlib_chip(image: np.ndarray, landmarks: Landmarks) -> np.ndarray:
 def template_transform(landmarks: Landmarks) -> SimilarityTransform:
     """Least-squares similarity taking image pixels onto the 112 template."""
     tform = SimilarityTransform.from_estimate(landmarks_array(landmarks), DLIB5_TEMPLATE)
-    if not tform:
+    if not tform or not isinstance(tform, SimilarityTransform):
         raise ValueError("the landmarks are degenerate (all at one point); cannot align")
     return tform
 

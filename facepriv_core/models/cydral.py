@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facepriv_core.faces.types import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE
+from facepriv_core.filters import gaussian_kernel_3sigma, separable_blur
 from facepriv_core.models.formats.onnx_torch import load_onnx_as_torch
 from facepriv_core.weight_files import CYDRAL, CYDRAL_AGE_ONNX, CYDRAL_GENDER_ONNX, package_file
 
@@ -43,13 +44,6 @@ def _sample_positions(out_size: int, out_padding: float, in_size: int, in_paddin
     return (in_size - 1) * (t + in_padding) / (1 + 2 * in_padding)
 
 
-def _gaussian_kernel(sigma: float) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-(t**2) / (2 * sigma**2))
-    return k / k.sum()
-
-
 class Rechip(nn.Module):
     """Resample a dlib chip (size, padding) to another dlib chip geometry, differentiably.
 
@@ -57,6 +51,9 @@ class Rechip(nn.Module):
     same landmarks (see the model cards): the shrink is anti-aliased with a Gaussian of
     sigma = sqrt(scale^2 - 1) / 2 source pixels, close to the best sigma found by sweeping.
     """
+
+    grid: torch.Tensor
+    kernel: torch.Tensor
 
     def __init__(self, out_size: int, out_padding: float, in_size: int = DLIB_CHIP_SIZE,
                  in_padding: float = DLIB_CHIP_PADDING) -> None:
@@ -68,16 +65,13 @@ class Rechip(nn.Module):
         gy, gx = torch.meshgrid(g, g, indexing="ij")
         self.register_buffer("grid", torch.stack([gx, gy], dim=-1)[None])
         sigma = math.sqrt(scale**2 - 1) / 2 if scale > 1 else 0.0
-        self.register_buffer("kernel", _gaussian_kernel(sigma) if sigma > 0 else torch.ones(1))
+        self.register_buffer(
+            "kernel", gaussian_kernel_3sigma(sigma) if sigma > 0 else torch.ones(1))
 
     def _blur(self, x: torch.Tensor) -> torch.Tensor:
         if self.kernel.numel() == 1:
             return x
-        c, r = x.shape[1], self.kernel.numel() // 2
-        kx = self.kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-        ky = self.kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kx, groups=c)
-        return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), ky, groups=c)
+        return separable_blur(x, self.kernel, "replicate")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.in_size, self.in_size):
@@ -94,6 +88,8 @@ def _manifest() -> dict:
 
 class _Cydral(nn.Module):
     """Shared part: 150-chip in [0, 1] -> package chip -> normalised input -> probabilities."""
+
+    means: torch.Tensor
 
     task: str
     name: str
@@ -150,6 +146,8 @@ class CydralGender(_Cydral):
 
 class CydralAge(_Cydral):
     """Cydral age estimator: 81 classes, years = sum_k p_k * w_k with w = (0.25, 1, ..., 80)."""
+
+    age_weights: torch.Tensor
 
     task = "age"
     name = "cydral-age"

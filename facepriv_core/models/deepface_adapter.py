@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from facepriv_core.faces.types import tensor_to_chips
 from facepriv_core.models.deepface_specs import (  # noqa: F401  (re-exported)
     DOWNLOADS_ENV,
     MODELS,
@@ -21,8 +22,6 @@ from facepriv_core.models.deepface_specs import (  # noqa: F401  (re-exported)
 
 
 def _bgr_chips(x: torch.Tensor) -> list[np.ndarray]:
-    from facepriv_core.faces.types import tensor_to_chips  # faces imports the catalog
-
     return [np.ascontiguousarray(c[..., ::-1]) for c in tensor_to_chips(x)]
 
 

@@ -38,6 +38,7 @@ def _folded_conv(con: dlib_dat.Layer, affine: dlib_dat.Layer) -> nn.Conv2d:
     conv = nn.Conv2d(w.shape[1], w.shape[0], (cfg["nr"], cfg["nc"]),
                      stride=(cfg["stride_y"], cfg["stride_x"]),
                      padding=(cfg["padding_y"], cfg["padding_x"]))
+    assert conv.bias is not None  # nn.Conv2d has a bias unless bias=False
     with torch.no_grad():
         conv.weight.copy_(w * gamma[:, None, None, None])
         conv.bias.copy_(torch.from_numpy(con.weights["bias"]) * gamma + beta)
@@ -64,6 +65,8 @@ def add_zero_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class _Normalize(nn.Module):
     """dlib's input_rgb_image: (pixel - mean) / 256 on the 0..255 scale, from [0, 1] input."""
+
+    mean: torch.Tensor
 
     def __init__(self, mean_rgb: tuple[float, float, float]) -> None:
         super().__init__()

@@ -18,6 +18,7 @@ from torch import nn
 
 from facepriv_core.models.formats.tfjs_graph import TfjsGraphModule, read_graph
 from facepriv_core.models.human_specs import PACKAGE, SPECS, HumanModelSpec
+from facepriv_core.models.npm_models import model_file
 
 _GREY = (0.299, 0.587, 0.114)
 
@@ -39,6 +40,8 @@ def crop_resize(x: torch.Tensor, box: tuple[int, int, int, int], size: int) -> t
 
 class HumanGraphModel(nn.Module):
     """A human-models graph behind the zoo's chip interface."""
+
+    grey_weights: torch.Tensor
 
     def __init__(self, name: str, spec: HumanModelSpec, graph: TfjsGraphModule) -> None:
         super().__init__()
@@ -140,7 +143,5 @@ _SPECIAL_KINDS: dict[str, type[HumanGraphModel]] = {
 
 def load(device: str | torch.device, name: str) -> HumanGraphModel:
     """Registry loader: the fetched graph of `name` behind the chip interface."""
-    from facepriv_core.models.npm_models import model_file
-
     spec = SPECS[name]
     return build(name, spec, model_file(PACKAGE, spec.file), device, _SPECIAL_KINDS.get(name))

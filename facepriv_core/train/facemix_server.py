@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facepriv_core import datasets, models
 from facepriv_core.cancel import Cancel, cancelled
 from facepriv_core.defences.facemix import (
     CHECKPOINT_KIND,
@@ -32,6 +33,7 @@ from facepriv_core.defences.facemix import (
     mixing_matrices,
     unmix,
 )
+from facepriv_core.faces import chips_to_tensor
 from facepriv_core.models.dlib_resnet import DEFAULT_SPLIT
 from facepriv_core.train.loop import TrainProgress, save_checkpoint, train_loop
 
@@ -55,8 +57,6 @@ class TrainResult:
 
 
 def _chips(data: str | np.ndarray, progress: Callable[[int, int], None] | None) -> np.ndarray:
-    from facepriv_core import datasets
-
     if isinstance(data, np.ndarray):
         return data
     return datasets.align_dataset(datasets.load(data), progress).chips
@@ -108,9 +108,6 @@ def train_facemix_server(
     (N, 150, 150, 3). progress(step, total, loss) is called after every step; cancel (a
     callable or threading.Event) stops the run early, and then nothing is saved.
     """
-    from facepriv_core import models
-    from facepriv_core.faces import chips_to_tensor
-
     dev = models.resolve_device(device)
     chips = _chips(data, align_progress)
     order = np.random.default_rng(seed).permutation(len(chips))

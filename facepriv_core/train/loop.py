@@ -24,11 +24,15 @@ B = TypeVar("B")
 
 @dataclass(frozen=True)
 class LoopResult:
-    """What the loop did: steps taken, whether a cancel request stopped it, the last loss."""
+    """What the loop did: steps taken, whether a cancel request stopped it, each step's loss."""
 
     steps: int
     cancelled: bool
-    last_loss: float | None
+    losses: tuple[float, ...]
+
+    @property
+    def last_loss(self) -> float | None:
+        return self.losses[-1] if self.losses else None
 
 
 def train_loop(
@@ -49,7 +53,7 @@ def train_loop(
     `total` is what progress reports as the number of steps; `first_step` numbers the first
     step (for a loop resumed in parts, e.g. one call per epoch).
     """
-    done, last = 0, None
+    losses: list[float] = []
     number = first_step - 1
     for batch in batches:
         loss = step(batch)
@@ -58,14 +62,15 @@ def train_loop(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        done, number, last = done + 1, number + 1, float(loss.detach())
+        number += 1
+        losses.append(float(loss.detach()))
         if progress:
-            progress(number, total, last)
+            progress(number, total, losses[-1])
         if checkpoint is not None and checkpoint_every and number % checkpoint_every == 0:
             checkpoint(number)
         if cancelled(cancel):
-            return LoopResult(done, True, last)
-    return LoopResult(done, False, last)
+            return LoopResult(len(losses), True, tuple(losses))
+    return LoopResult(len(losses), False, tuple(losses))
 
 
 def epoch_batches(n: int, batch_size: int, epochs: int, rng: np.random.Generator

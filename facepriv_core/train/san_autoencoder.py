@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facepriv_core import datasets, models
 from facepriv_core.cancel import Cancel
 from facepriv_core.defences.san import (
     CHECKPOINT_KIND,
@@ -29,6 +30,7 @@ from facepriv_core.defences.san import (
     matcher_loss,
     prototype_for,
 )
+from facepriv_core.faces import chips_to_tensor
 from facepriv_core.train.loop import (
     TrainProgress,
     epoch_batches,
@@ -36,6 +38,9 @@ from facepriv_core.train.loop import (
     steps_per_epoch,
     train_loop,
 )
+
+if TYPE_CHECKING:
+    from facepriv_core.models.cydral import CydralGender
 
 GENDERS = ("female", "male")  # Cydral's column order
 INIT_SEED = 0
@@ -46,8 +51,6 @@ def labelled_chips(data: Any, max_images: int | None = None, seed: int = 0
     """(uint8 chips, weak labels '' / 'female' / 'male', keys, source name) from a dataset spec,
     a FaceDataset, uint8 chips (N, 150, 150, 3) or a (chips, labels) pair; at most
     `max_images` of them, drawn with `seed` before the (slow) alignment."""
-    from facepriv_core import datasets
-
     if isinstance(data, tuple | np.ndarray):
         chips, labels = data if isinstance(data, tuple) else (data, [""] * len(data))
         keep = np.arange(len(chips))
@@ -68,13 +71,11 @@ def labelled_chips(data: Any, max_images: int | None = None, seed: int = 0
 
 
 def _batches(chips: np.ndarray, device: torch.device, size: int = 32) -> list[torch.Tensor]:
-    from facepriv_core.faces import chips_to_tensor
-
     return [chips_to_tensor(chips[i:i + size], device) for i in range(0, len(chips), size)]
 
 
 def evaluate(net: SanAutoencoder, prototypes: torch.Tensor, chips: np.ndarray,
-             gender: torch.nn.Module, recognizer: torch.nn.Module, device: torch.device
+             gender: CydralGender, recognizer: torch.nn.Module, device: torch.device
              ) -> dict[str, float]:
     """The defence's view on held-out faces: prototypes picked by Cydral's prediction, flip
     rate and dlib cosine of the same, neutral and opposite versions (8-bit quantised)."""
@@ -112,9 +113,6 @@ def train_san_autoencoder(
     prototypes nor the gradients). progress(step, total, loss) after each step; cancel stops
     after the current step (the checkpoint then says cancelled=True).
     """
-    from facepriv_core import models
-    from facepriv_core.faces import chips_to_tensor
-
     dev = models.resolve_device(device)
     chips, weak, keys, source = labelled_chips(data, max_images, seed)
     order = np.random.default_rng(seed).permutation(len(chips))

@@ -257,6 +257,8 @@ def parse(data: bytes) -> DlibResNetFile:
     layers: list[Layer] = []
     channels = 3
     for token in reversed([t for t in arch if t[0] == "layer"]):
+        if len(token) != 3:  # layer tokens are ("layer", kind, config)
+            raise DlibDatError(f"malformed layer token {token!r}")
         _, kind, want_cfg = token
         name = r.string("layer name")
         r.expect(_NAMES.get(name), kind, f"layer kind of {name!r}")

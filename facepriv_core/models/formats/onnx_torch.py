@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -25,7 +26,8 @@ class UnsupportedOnnxError(ValueError):
     """The graph uses an op or attribute this converter does not implement."""
 
 
-def _attrs(node: onnx.NodeProto) -> dict[str, object]:
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    """The node's attributes by name (ints, floats, lists, tensors: as onnx decodes them)."""
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -60,7 +62,8 @@ class _Conv(nn.Module):
                                   "dilations": None, "group": None, "auto_pad": b"NOTSET"})
         w = torch.from_numpy(consts[node.input[1]].copy())
         group = int(a.get("group", 1))
-        self.conv = nn.Conv2d(w.shape[1] * group, w.shape[0], tuple(w.shape[2:]),
+        kh, kw = w.shape[2:]
+        self.conv = nn.Conv2d(w.shape[1] * group, w.shape[0], (kh, kw),
                               stride=tuple(a.get("strides", (1, 1))),
                               dilation=tuple(a.get("dilations", (1, 1))), groups=group,
                               bias=len(node.input) > 2)
@@ -121,6 +124,8 @@ class _Pool(nn.Module):
 
 class _Binary(nn.Module):
     """Add / Mul where either side may be a constant initialiser (kept as a buffer)."""
+
+    const: torch.Tensor
 
     def __init__(self, node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> None:
         super().__init__()

@@ -8,7 +8,7 @@ convolutions. It is slow and meant for tests and `facepriv models check`, not fo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -130,8 +130,9 @@ def _step(node: Node, v: list[Any]) -> np.ndarray:  # one branch per op
               "Minimum": np.minimum}
     if op in binary:
         return binary[op](v[0], v[1])
-    unary = {"Abs": np.abs, "Square": np.square, "Sqrt": np.sqrt, "Neg": np.negative,
-             "Exp": np.exp, "Identity": lambda t: t, "Rsqrt": lambda t: 1 / np.sqrt(t)}
+    unary: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "Abs": np.abs, "Square": np.square, "Sqrt": np.sqrt, "Neg": np.negative, "Exp": np.exp,
+        "Identity": lambda t: t, "Rsqrt": lambda t: 1 / np.sqrt(t)}
     if op in unary:
         return unary[op](v[0])
     if op in ("Relu", "Relu6", "Elu", "Sigmoid", "Tanh", "LeakyRelu"):
@@ -143,7 +144,8 @@ def _step(node: Node, v: list[Any]) -> np.ndarray:  # one branch per op
         return z / z.sum(axis=-1, keepdims=True)
     if op in ("Sum", "Mean", "Max"):
         axes = tuple(int(i) % v[0].ndim for i in np.atleast_1d(v[1]))
-        fn = {"Sum": np.sum, "Mean": np.mean, "Max": np.max}[op]
+        reducers: dict[str, Callable[..., Any]] = {"Sum": np.sum, "Mean": np.mean, "Max": np.max}
+        fn = reducers[op]
         return fn(v[0], axis=axes, keepdims=bool(a.get("keep_dims", False)))
     if op == "Pad":
         return np.pad(v[0], np.asarray(v[1]).reshape(-1, 2))
