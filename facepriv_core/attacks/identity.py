@@ -81,7 +81,7 @@ def fit_threshold(name: str, clean: np.ndarray, ids: np.ndarray | None,
     if ids is not None:
         counts = np.unique(ids, return_counts=True)[1]
         if len(counts) >= 2 and int(np.sum(counts * (counts - 1) // 2)) >= MIN_SAME_PAIRS:
-            pairs, same = datasets.make_pairs(ids, n_per_class=None)
+            pairs, same = datasets.make_pairs(ids, pairs_per_label=None)
             scores = verification.cosine(clean[pairs[:, 0]], clean[pairs[:, 1]])
             return verification.best_threshold(scores, same), f"fitted on {len(pairs)} clean pairs"
     default = DEFAULT_THRESHOLDS.get(name, getattr(model, "verification_threshold", None))
