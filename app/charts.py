@@ -20,6 +20,22 @@ UTILITY_PREFERENCE = ("verification_accuracy", "utility_accuracy", "match_rate",
                       "utility_cosine")
 AUTHORISED = ("dlib-resnet", "dlib-native")
 STRONGEST = "identity.rank1 (strongest unauthorised)"
+AXIS_LABELS = {
+    "verification_accuracy": "authorised service's verification accuracy",
+    "utility_cosine": "utility cosine (service embedding vs clean)",
+    STRONGEST: "strongest unauthorised recogniser's rank-1",
+}
+
+
+def axis_label(key: str) -> str:
+    """A readable axis label: ours for the defaults, else the engine's metric title."""
+    if key in AXIS_LABELS:
+        return AXIS_LABELS[key]
+    try:
+        from facepriv_core import metric_docs  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:
+        return key
+    return f"{metric_docs.doc(key).title} ({key})"
 
 
 @dataclass
@@ -83,10 +99,11 @@ def sweep_figure(curves: Sequence[Curve], x_name: str, y_name: str,
         fig.add_hline(y=chance, line={"dash": "dash", "color": "#888"},
                       annotation_text=f"chance rank-1 = {chance:.3f}",
                       annotation_position="bottom right")
+    x_label, y_label = axis_label(x_name), axis_label(y_name)
     fig.update_layout(
-        title={"text": title or f"{y_name} (privacy: lower is better) vs {x_name} (utility)",
-               "font": {"size": 16}},
-        xaxis_title=x_name, yaxis_title=y_name, height=540, font={"size": 13},
+        title={"text": title or f"Privacy vs utility: {y_label} (lower = more private) "
+                                f"against {x_label}", "font": {"size": 16}},
+        xaxis_title=x_label, yaxis_title=y_label, height=540, font={"size": 13},
         legend={"orientation": "h", "y": -0.22}, margin={"t": 70})
     return fig
 

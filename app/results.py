@@ -4,7 +4,6 @@ decides whether something leaks."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -25,23 +24,15 @@ def verdict_of(result: Any) -> Any:
     return getattr(result, "verdict", None)
 
 
-def metric_help(name: str) -> str | None:
-    """The engine's help text for a metric name ('rank1@faceres', 'identity.match_rate'...)."""
-    for module, attr in (("facepriv_core.metric_docs", "help_text"),
-                         ("facepriv_core.metric_docs", "describe"),
-                         ("facepriv_core.verdicts", "metric_help"),
-                         ("facepriv_core.metrics", "metric_help")):
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
-        try:
-            text = fn(name)
-        except (KeyError, ValueError):
-            text = None
-        if text:
-            return str(text)
-    return None
+def metric_help(name: str, section: str | None = None) -> str | None:
+    """The engine's help text for a metric key ('rank1@faceres', 'identity.match_rate'...):
+    what it measures and which way is worse (facepriv_core.metric_docs)."""
+    try:
+        from facepriv_core import metric_docs  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:
+        return None
+    entry = metric_docs.doc(name, section) if section else metric_docs.doc(name)
+    return str(entry.text)
 
 
 def verdict_badge(verdict: Any, label: str = "") -> None:
@@ -69,7 +60,7 @@ def metrics_table(values: Mapping[str, float], prefix: str = "") -> None:
     """Metric, value and what it means (the engine's help text), one row each."""
     names = sorted(values)
     rows = [{"metric": n, "value": _fmt(values[n]),
-             "what it means": metric_help(f"{prefix}{n}") or metric_help(n) or ""}
+             "what it means": metric_help(f"{prefix}{n}" if prefix else n) or ""}
             for n in names]
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"what it means": st.column_config.TextColumn(width="large")})

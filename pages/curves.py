@@ -12,16 +12,17 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from app.audits import default_dataset, load_dataset_faces
-from app.charts import Curve, axis_names, point_metrics, sweep_figure
+from app.audits import default_dataset, load_dataset_faces, service_accuracy
+from app.charts import Curve, axis_label, axis_names, point_metrics, sweep_figure
 from app.defence_input import pick_defence, reproducible_key
 from app.face_input import context_bar
 from app.job_status import progress_block, status_text
 from app.params_form import dataset_picker, numeric_fields
 from app.state import add_run, kept_widget, runs
-from facepriv_core import attacks, audit
+from facepriv_core import attacks, audit, defences
 from facepriv_core.jobs import JobContext, JobStatus, default_runner
 
+VERIFICATION = "verification_accuracy"
 DATASET = "Dataset sample (recommended)"
 CURRENT = "Current face only"
 
@@ -55,7 +56,9 @@ with right:
     if source == DATASET:
         dataset = dataset_picker("Dataset", default_dataset(), "sweep_dataset", None)
         limit = int(kept_widget(st.slider, "Faces (sampled, seeded)", min_value=4,
-                                max_value=200, value=20, key="sweep_limit"))
+                                max_value=200, value=40, key="sweep_limit",
+                                help="verification accuracy needs several photos of a "
+                                     "person: small samples fall back to utility cosine"))
     else:
         st.warning("One face gives one sample per point: rank-1 and match rates are then 0 or "
                    "1 and say little. Use a dataset sample to judge a defence.",
@@ -72,16 +75,33 @@ def sweep_job(ctx: JobContext, spec: audit.AuditSpec, param: str, values: list[A
     if faces is None:
         ctx.report(0, len(values) + 1, phase="aligning the dataset sample")
         faces = load_dataset_faces(str(spec.dataset), int(spec.limit or 20), spec.seed)
-    ref_spec = spec.model_copy(update={"defence": "none", "defence_params": {}})
+    ref_spec = spec.model_copy(update={  # attacks on a plain image only
+        "defence": "none", "defence_params": {},
+        "attacks": [a for a in spec.attacks if "image" in attacks.get(a.name).applies_to]})
     ctx.report(0, len(values) + 1, phase="measuring the no-defence reference")
     ref = audit.run(ref_spec, cancel=ctx.cancelled, faces=faces).summary()
     result = audit.sweep(spec, param, values, cancel=ctx.cancelled, faces=faces,
                          progress=lambda _s, done, total: ctx.report(
                              done + 1, total + 1, phase=f"{param}: point {done}/{total}"))
+    reference = point_metrics(ref["utility"], ref["attacks"])
+    measured = all(VERIFICATION in p.utility for p in result.points)  # newer engines do
+    if not measured and not defences.get(spec.defence).optimising:  # these would run twice
+        for i, point in enumerate(result.points):
+            ctx.report(i, len(values), phase=f"service verification accuracy {i + 1}/"
+                                             f"{len(values)}")
+            accuracy = service_accuracy(faces, spec.defence, {**spec.defence_params,
+                                                              param: point.value}, spec.seed,
+                                        ctx.cancelled)
+            if accuracy is None:
+                break
+            point.utility[VERIFICATION] = accuracy
+    if VERIFICATION not in reference and any(VERIFICATION in p.utility for p in result.points):
+        clean = service_accuracy(faces, "none", {}, spec.seed, ctx.cancelled)
+        if clean is not None:
+            reference[VERIFICATION] = clean
     n_ids = len(np.unique(faces.identities))
     label = f"{spec.defence}: {param}"
-    return Curve(label, result, point_metrics(ref["utility"], ref["attacks"]),
-                 1.0 / n_ids if n_ids > 1 else None)
+    return Curve(label, result, reference, 1.0 / n_ids if n_ids > 1 else None)
 
 
 if st.button("Run sweep", type="primary", disabled=not chosen):
@@ -116,9 +136,9 @@ def draw(curves: list[Curve], one_face: bool) -> None:
         st.info("These sweeps share no metric to draw: run them with the same attacks.")
         return
     c1, c2 = st.columns(2)
-    x_name = c1.selectbox("Utility (x)", xs, key="curve_x",
+    x_name = c1.selectbox("Utility (x)", xs, key="curve_x", format_func=axis_label,
                           help="default: what the authorised service achieves on the wire")
-    y_name = c2.selectbox("Privacy (y)", ys, key="curve_y",
+    y_name = c2.selectbox("Privacy (y)", ys, key="curve_y", format_func=axis_label,
                           help="default: rank-1 identification by the strongest recogniser "
                                "the service did not authorise (lower = more private)")
     if one_face:

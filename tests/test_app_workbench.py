@@ -111,17 +111,17 @@ def test_history_keeps_each_run_bound_to_its_wire_and_compares(app: AppTest) -> 
 
 
 def test_attack_card_shows_the_engine_verdict(app: AppTest) -> None:
-    from facepriv_core import attacks
-
-    if not hasattr(attacks.AttackResult, "verdict") and \
-            "verdict" not in getattr(attacks.AttackResult, "__dataclass_fields__", {}):
-        pytest.skip("this engine build declares no verdicts yet")
     app.switch_page("../pages/attack.py").run()
     _launch_identity(app)
     _wait(app, lambda: _all_done(app))
+    verdict = app.session_state["_runs"][0].output.verdict
+    assert verdict is not None and verdict.leaks  # pixelate block 8 still matches the face
     badges = [m.value for m in app.markdown if "-badge[" in m.value]
-    assert any("identity: LEAKS" in b for b in badges), badges  # pixelate block 8 leaks
-    assert any("vs" in m.value and "threshold" not in m.value for m in app.markdown)
+    assert any("identity: LEAKS" in b and ":red-badge[" in b for b in badges), badges
+    shown = " ".join(m.value for m in app.markdown)
+    assert verdict.reason in shown  # the engine's sentence, not one the UI made up
+    rules = [c.value for c in app.caption if c.value.startswith("Rule:")]
+    assert rules and verdict.metric in rules[0] and "more leakage" in rules[0]
 
 
 def _compare(app: AppTest, attack_names: list[str]) -> None:
@@ -164,6 +164,10 @@ def test_report_has_front_matter_summary_and_no_faces_by_default(app: AppTest) -
     listed = " ".join(m.value for m in app.markdown)
     assert "#1 identity on pixelate" in listed and "protect with pixelate" in listed
     assert "Verdict summary" in [s.value for s in app.subheader]
+    summary = app.dataframe[0].value
+    attack_run = app.session_state["_runs"][0]
+    assert attack_run.output.verdict.reason in list(summary["reason"])
+    assert summary["verdict"].iloc[0] in ("leaks", "inconclusive", "no leak")
     assert app.checkbox(key="report_faces").value is False
     html = _html(app)
     assert len(app.get("download_button")) == 2

@@ -192,6 +192,12 @@ def test_upload_protect_attack_keeps_state_with_screenshots(server: str, browser
         _go(page, name)
         _settle(page)
         assert "upload visitor.png" in _context(page)
+        if name == "Compare":  # the defaults: current defence and blur, identity, this face
+            page.get_by_role("button", name="Compare", exact=True).click()
+            page.get_by_text(re.compile(r"comparison of .*: done")).first.wait_for(
+                timeout=240_000)
+            _settle(page)
+            assert page.locator("[data-testid=stDataFrame]").count() >= 1
         _no_tracebacks(page)
         page.screenshot(path=str(shots / f"{i}_{name.lower()}.png"), full_page=True)
     assert "#1 identity on blur" in page.locator("[data-testid=stMain]").inner_text()
