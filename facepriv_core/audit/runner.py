@@ -122,6 +122,25 @@ def environment(device: torch.device) -> dict[str, str]:
     }
 
 
+def estimates(spec: AuditSpec, rows: list[dict[str, Any]],
+              attack_out: dict[str, list[dict[str, float]]], wire_metrics: dict[str, float]
+              ) -> tuple[dict[str, Estimate], dict[str, dict[str, Estimate]]]:
+    """Utility and attack estimates with seeded bootstrap CIs, drawn in a fixed order
+    (utility, then attacks in `attack_out` order): any runner that assembles the same rows
+    gets the same numbers."""
+    boot = np.random.default_rng(spec.seed)
+    utility_keys = [k for k in ("utility_cosine", "ssim", "psnr") if k in rows[0]]
+    utility = {k: bootstrap_ci([r[k] for r in rows], boot, spec.bootstrap) for k in utility_keys}
+    for k, v in wire_metrics.items():
+        utility[k] = Estimate(mean=float(v), ci_low=float(v), ci_high=float(v), n=len(rows))
+    attack_estimates = {
+        name: {k: bootstrap_ci([p.get(k, np.nan) for p in per], boot, spec.bootstrap)
+               for k in sorted({k for p in per for k in p})}
+        for name, per in attack_out.items()
+    }
+    return utility, attack_estimates
+
+
 def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None = None,
         faces: Faces | None = None) -> AuditResult:
     """Run the audit the spec describes. `faces`, when given, are the already-aligned faces to
@@ -201,16 +220,7 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
         for row, per in zip(rows, result.per_image, strict=True):
             row.update({f"{a.name}.{k}": v for k, v in per.items()})
 
-    boot = np.random.default_rng(spec.seed)
-    utility_keys = [k for k in ("utility_cosine", "ssim", "psnr") if k in rows[0]]
-    utility = {k: bootstrap_ci([r[k] for r in rows], boot, spec.bootstrap) for k in utility_keys}
-    for k, v in protected.metrics.items():
-        utility[k] = Estimate(mean=float(v), ci_low=float(v), ci_high=float(v), n=len(rows))
-    attack_estimates = {
-        name: {k: bootstrap_ci([p.get(k, np.nan) for p in per], boot, spec.bootstrap)
-               for k in sorted({k for p in per for k in p})}
-        for name, per in attack_out.items()
-    }
+    utility, attack_estimates = estimates(spec, rows, attack_out, dict(protected.metrics))
     out = AuditResult(
         spec=spec, spec_hash=spec.spec_hash(), defence=spec.defence,
         wire_kind=protected.wire_kind, wire_shape=list(protected.wire_shape),

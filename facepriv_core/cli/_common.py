@@ -9,8 +9,20 @@ from typing import Any
 
 from facepriv_core.errors import UsageError
 
-__all__ = ["SEED_MAX", "UsageError", "add_audit_flags", "audit_spec_from_args", "bounded_int",
-           "defence_params", "existing_file", "parse_sets", "print_out", "resolve_device"]
+__all__ = [
+    "SEED_MAX",
+    "UsageError",
+    "add_audit_flags",
+    "add_runner_flags",
+    "audit_spec_from_args",
+    "bounded_int",
+    "defence_params",
+    "existing_file",
+    "parse_sets",
+    "print_out",
+    "resolve_device",
+    "runner_from_args",
+]
 
 #: Seeds go to torch.Generator.manual_seed and numpy, which take at most 64-bit values.
 SEED_MAX = 2**63 - 1
@@ -185,3 +197,29 @@ def add_audit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, mps or auto")
     p.add_argument("--out", default=None, help="folder for the result JSON and images")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_runner_flags(p)
+
+
+def add_runner_flags(p: argparse.ArgumentParser) -> None:
+    """--runner local|ray and --ray-address: where the work runs (same numbers either way)."""
+    p.add_argument("--runner", choices=("local", "ray"), default="local",
+                   help="run in this process (default) or on a Ray cluster: a local one "
+                        "unless --ray-address is given (pip install '.[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="address of a running Ray cluster (with --runner ray)")
+    p.add_argument("--ray-workers", type=bounded_int(1, 4096), default=None, metavar="N",
+                   help="Ray workers (default: one per GPU, else per CPU of the cluster)")
+
+
+def runner_from_args(args: argparse.Namespace) -> Any:
+    """The Runner the flags ask for; a missing Ray install is a one-line UsageError."""
+    from facepriv_core.runners import get_runner
+
+    if args.runner == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UsageError("--runner ray needs Ray: pip install '.[ray]'")
+    elif args.ray_address or args.ray_workers:
+        raise UsageError("--ray-address and --ray-workers are for --runner ray")
+    return get_runner(args.runner, address=args.ray_address, workers=args.ray_workers)

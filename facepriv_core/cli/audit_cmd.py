@@ -11,6 +11,7 @@ from facepriv_core.cli._common import (
     add_audit_flags,
     audit_spec_from_args,
     print_out,
+    runner_from_args,
 )
 
 
@@ -29,7 +30,6 @@ def write_outputs(folder: str, result: Any) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from facepriv_core import audit
     from facepriv_core.progress import terminal_progress
 
     spec = audit_spec_from_args(args)
@@ -38,7 +38,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     def progress(stage: str, done: int, total: int) -> None:
         bars.setdefault(stage, terminal_progress(stage))(done, total)
 
-    result = audit.run(spec, progress=progress)
+    with runner_from_args(args) as runner:
+        result = runner.audit(spec, progress=progress)
     if args.out:
         write_outputs(args.out, result)
     summary = result.summary()
@@ -78,7 +79,6 @@ def _scalar(text: str) -> Any:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from facepriv_core import audit
     from facepriv_core.progress import terminal_progress
 
     spec = audit_spec_from_args(args)
@@ -86,7 +86,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not values:
         raise UsageError("--values needs a comma-separated list, e.g. --values 1,4,8,16")
     bar = terminal_progress(f"sweep {args.param}")
-    result = audit.sweep(spec, args.param, values, progress=lambda _s, d, t: bar(d, t))
+    with runner_from_args(args) as runner:
+        result = runner.sweep(spec, args.param, values, progress=lambda _s, d, t: bar(d, t))
     if args.out:
         from pathlib import Path
 

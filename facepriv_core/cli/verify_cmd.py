@@ -4,12 +4,16 @@ or (`--defence`) on the protected wire through the defence's authorised service.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from facepriv_core.cli._common import parse_sets, print_out
+from facepriv_core.cli._common import add_runner_flags, parse_sets, print_out, runner_from_args
 from facepriv_core.errors import UsageError
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def verify_work(dataset: str, model_name: str, limit: int | None, seed: int, pairs: int,
+                folds: int, device: str, batch_size: int, defence_name: str | None,
+                sets: dict[str, str], show_progress: bool = True) -> dict[str, object]:
+    """Everything `facepriv verify` computes, as one unit of work a runner can ship."""
     from facepriv_core import datasets, models
     from facepriv_core.progress import terminal_progress
     from facepriv_core.verification import (
@@ -19,38 +23,48 @@ def cmd_verify(args: argparse.Namespace) -> int:
         verify_embeddings,
     )
 
-    if args.set and not args.defence:
-        raise UsageError("--set sets a defence parameter: give --defence NAME too")
-    ds = datasets.load(args.dataset).limit(args.limit, seed=args.seed)
-    aligned = datasets.align_dataset(ds, progress=terminal_progress("aligning"))
-    device = models.resolve_device(args.device)
-    model = models.get(args.model, device=args.device)
+    def bar(stage: str) -> Any:
+        return terminal_progress(stage) if show_progress else None
+
+    ds = datasets.load(dataset).limit(limit, seed=seed)
+    aligned = datasets.align_dataset(ds, progress=bar("aligning"))
+    dev = models.resolve_device(device)
+    model = models.get(model_name, device=device)
     identities = ds.identities[aligned.indices]
     head: dict[str, object] = {}
-    if args.defence:
+    if defence_name:
         from facepriv_core import defences
 
-        defence = defences.get(args.defence, device=str(device))
-        params = defence.Params(**parse_sets(args.set))
+        defence = defences.get(defence_name, device=str(dev))
+        params = defence.Params(**sets)
         result = verify_defence(aligned.chips, identities, defence, params, model,
-                                pairs=args.pairs, folds=args.folds, seed=args.seed,
-                                device=device, batch_size=args.batch_size,
-                                progress=terminal_progress(f"protecting ({args.defence})"))
-        head = {"defence": args.defence, "params": public_params(params)}
+                                pairs=pairs, folds=folds, seed=seed, device=dev,
+                                batch_size=batch_size,
+                                progress=bar(f"protecting ({defence_name})"))
+        head = {"defence": defence_name, "params": public_params(params)}
     else:
-        emb = embed_chips(model, aligned.chips, device=device, batch_size=args.batch_size,
-                          progress=terminal_progress("embedding"))
-        pairs, same = datasets.make_pairs(identities, args.pairs, seed=args.seed)
-        result = verify_embeddings(emb, pairs, same, folds=args.folds, seed=args.seed)
-    out = {
+        emb = embed_chips(model, aligned.chips, device=dev, batch_size=batch_size,
+                          progress=bar("embedding"))
+        pair_idx, same = datasets.make_pairs(identities, pairs, seed=seed)
+        result = verify_embeddings(emb, pair_idx, same, folds=folds, seed=seed)
+    return {
         **result.as_dict(),
         **head,
-        "model": args.model,
+        "model": model_name,
         "dataset": ds.name,
         "images": len(ds),
         "faces_used": len(aligned.indices),
         "faces_failed": len(aligned.failures),
     }
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if args.set and not args.defence:
+        raise UsageError("--set sets a defence parameter: give --defence NAME too")
+    with runner_from_args(args) as runner:
+        out = runner.call(verify_work, args.dataset, args.model, args.limit, args.seed,
+                          args.pairs, args.folds, args.device, args.batch_size, args.defence,
+                          parse_sets(args.set), show_progress=args.runner == "local")
     print_out(out, args.json)
     return 0
 
@@ -74,4 +88,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     v.add_argument("--batch-size", type=int, default=32)
     v.add_argument("--json", action="store_true", help="print JSON")
+    add_runner_flags(v)
     v.set_defaults(func=cmd_verify)
