@@ -61,8 +61,15 @@ def test_registered_with_paper() -> None:
     assert "Adversarial Facial Features" in d.paper.cite()
 
 
-def test_missing_aux_is_a_clear_error(chips: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="set `aux` to a dataset spec"):
+def test_missing_aux_is_a_clear_error(chips: np.ndarray, monkeypatch, tmp_path) -> None:
+    """An empty `aux` means this machine's SFHQ or LFW; with neither, a typed error that says
+    what to pass (before any training starts)."""
+    from facepriv_core import data_sources
+    from facepriv_core.errors import UsageError
+
+    monkeypatch.setattr(data_sources, "data_roots", lambda: [])
+    monkeypatch.setenv("FACEPRIV_CACHE_DIR", str(tmp_path))
+    with pytest.raises(UsageError, match="set `aux` to a dataset spec"):
         protect(chips_to_tensor(chips[:1]), aux="")
 
 
