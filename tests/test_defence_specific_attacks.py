@@ -74,13 +74,19 @@ def test_defence_specific_attacks_refuse_other_defences(chips: torch.Tensor) -> 
         unmix.run(split, unmix.Params())
 
 
-def test_ppfr_whitebox_recovers_little(chips: torch.Tensor, sfhq_dir: Path) -> None:
+def test_ppfr_whitebox_recovers_little(chips: torch.Tensor, sfhq_dir: Path, monkeypatch,
+                                       tmp_path: Path) -> None:
+    from facepriv_core import data_sources
+
     x = chips[:6]
     case = make_case(x, "ppfr_fd", seed=3)
     attack = attacks.get("ppfr_fd_whitebox")
     assert attack.applicable(case.protected, case.defence) is None
-    with pytest.raises(ValueError, match="auxiliary faces"):
-        attack.run(case, attack.Params())
+    with monkeypatch.context() as m:  # no dataset on the machine: empty aux is an error
+        m.setattr(data_sources, "data_roots", lambda: [])
+        m.setenv("FACEPRIV_CACHE_DIR", str(tmp_path))
+        with pytest.raises(ValueError, match="auxiliary faces"):
+            attack.run(case, attack.Params())
     events: list[ProgressEvent] = []
     result = attack.run(case, attack.Params(aux=f"sfhq:{sfhq_dir}", aux_limit=60,
                                             use_cache=False), progress=events.append)

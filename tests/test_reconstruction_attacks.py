@@ -124,7 +124,12 @@ def test_applicable_refuses_with_reasons(chips: torch.Tensor) -> None:
     assert "shape" in dec.applicable(flat, split.defence)
 
 
-def test_decoder_needs_auxiliary_faces(chips: torch.Tensor) -> None:
+def test_decoder_needs_auxiliary_faces(chips: torch.Tensor, monkeypatch, tmp_path) -> None:
+    """Empty aux means this machine's SFHQ or LFW; with neither, a typed error naming `aux`."""
+    from facepriv_core import data_sources
+
+    monkeypatch.setattr(data_sources, "data_roots", lambda: [])
+    monkeypatch.setenv("FACEPRIV_CACHE_DIR", str(tmp_path))
     attack = attacks.get("decoder_inversion")
     with pytest.raises(ValueError, match="auxiliary faces"):
         attack.run(make_case(chips[:2], "split"), attack.Params())
