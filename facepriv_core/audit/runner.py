@@ -130,7 +130,8 @@ def estimates(spec: AuditSpec, rows: list[dict[str, Any]],
     gets the same numbers."""
     boot = np.random.default_rng(spec.seed)
     utility_keys = [k for k in ("utility_cosine", "ssim", "psnr") if k in rows[0]]
-    utility = {k: bootstrap_ci([r[k] for r in rows], boot, spec.bootstrap) for k in utility_keys}
+    utility: dict[str, Estimate] = {
+        k: bootstrap_ci([r[k] for r in rows], boot, spec.bootstrap) for k in utility_keys}
     for k, v in wire_metrics.items():
         utility[k] = Estimate(mean=float(v), ci_low=float(v), ci_high=float(v), n=len(rows))
     attack_estimates = {
