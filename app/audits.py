@@ -52,8 +52,13 @@ def load_dataset_faces(spec: str, limit: int, seed: int = 0) -> audit.Faces:
 
 def audit_defences(ctx: JobContext, chosen: list[tuple[str, dict[str, Any]]],
                    attack_names: list[str], faces: audit.Faces | None, dataset: str,
-                   limit: int, seed: int = 0) -> list[DefenceAudit]:
-    """Align once (dataset) or use the faces given, then audit each defence on them."""
+                   limit: int, seed: int = 0, runner: Any = None) -> list[DefenceAudit]:
+    """Align once (dataset) or use the faces given, then audit each defence on them, on
+    `runner` (the sidebar's choice; local when None)."""
+    if runner is None:
+        from facepriv_core.runners import LocalRunner
+
+        runner = LocalRunner()
     if faces is None:
         ctx.report(0, len(chosen), phase="aligning the dataset sample")
         faces = load_dataset_faces(dataset, limit, seed)
@@ -67,7 +72,7 @@ def audit_defences(ctx: JobContext, chosen: list[tuple[str, dict[str, Any]]],
                                limit=limit, seed=seed, bootstrap=200 if len(faces.chips) > 1
                                else 0, attacks=[audit.AttackSpec(name=a) for a in keep])
         try:
-            item.result = audit.run(spec, cancel=ctx.cancelled, faces=faces)
+            item.result = runner.audit(spec, cancel=ctx.cancelled, faces=faces)
         except (ValueError, RuntimeError) as exc:  # typed engine errors derive from these
             if ctx.cancelled():
                 raise

@@ -1,6 +1,10 @@
-"""Sidebar shown on every page: the compute device and which models can load here."""
+"""Sidebar shown on every page: the compute device, where audits run, which models load."""
 
 from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any
 
 import streamlit as st
 
@@ -17,11 +21,39 @@ def device_label() -> str:
     return "CPU (no GPU found)"
 
 
+@st.cache_resource(show_spinner="connecting to Ray...")
+def _runner(name: str, address: str | None) -> Any:
+    from facepriv_core.runners import get_runner
+
+    return get_runner(name, address=address)
+
+
+def selected_runner() -> Any:
+    """The audit runner chosen in the sidebar (local unless Ray was picked); same numbers."""
+    name = st.session_state.get("runner", "local")
+    if name != "ray":
+        return _runner("local", None)
+    return _runner("ray", st.session_state.get("ray_address") or None)
+
+
+def runner_choice() -> None:
+    """Local process or a Ray cluster (a local one when no address is given)."""
+    if os.environ.get("FACEPRIV_HOSTED") == "1":
+        return  # hosted: no server-side connection targets
+    has_ray = importlib.util.find_spec("ray") is not None
+    st.selectbox("Runner", ["local", "ray"] if has_ray else ["local"], key="runner",
+                 help="where audits run: this process, or a Ray cluster "
+                      "(pip install '.[ray]'); the numbers are the same")
+    if st.session_state.get("runner") == "ray":
+        st.text_input("Ray address", key="ray_address", placeholder="empty: a local cluster")
+
+
 def render_sidebar() -> None:
     with st.sidebar:
         st.markdown("### FacePriv")
         st.caption("Audit face-privacy defences with real models and real attacks.")
         st.markdown(f"**Device:** {device_label()}")
+        runner_choice()
         with st.expander("Models", expanded=False):
             for s in model_statuses():
                 mark = ":material/check_circle:" if s.available else ":material/block:"

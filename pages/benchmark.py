@@ -15,6 +15,7 @@ from app.charts import table_figure
 from app.face_input import context_bar
 from app.job_status import progress_block, status_text
 from app.params_form import dataset_picker, params_form
+from app.sidebar import selected_runner
 from app.state import add_run, defence, kept_widget, runs
 from facepriv_core import attacks, audit, datasets, defences
 from facepriv_core.jobs import JobContext, JobStatus, default_runner
@@ -60,8 +61,8 @@ limit = int(kept_widget(st.slider, "Faces (sampled, seeded)", min_value=4, max_v
 
 
 def benchmark(ctx: JobContext, label: str, zip_bytes: bytes | None,
-              chosen: list[tuple[str, dict[str, Any]]], attack_names: list[str], n: int
-              ) -> list[Any]:
+              chosen: list[tuple[str, dict[str, Any]]], attack_names: list[str], n: int,
+              runner: Any = None) -> list[Any]:
     """Align once, then audit each defence on the same faces."""
     faces = None
     if zip_bytes is not None:
@@ -73,7 +74,7 @@ def benchmark(ctx: JobContext, label: str, zip_bytes: bytes | None,
     else:
         ctx.report(0, len(chosen), phase="aligning the dataset sample")
         faces = load_dataset_faces(label, n)
-    return audit_defences(ctx, chosen, attack_names, faces, label, n)
+    return audit_defences(ctx, chosen, attack_names, faces, label, n, runner=runner)
 
 
 ready = bool(chosen) and (upload is not None if source == ZIP else bool(spec_text))
@@ -82,7 +83,8 @@ if st.button("Run benchmark", type="primary", disabled=not ready):
     zip_bytes = upload.getvalue() if upload is not None else None
     handle = default_runner().submit(
         functools.partial(benchmark, label=label, zip_bytes=zip_bytes, chosen=list(chosen),
-                          attack_names=list(chosen_attacks), n=limit),
+                          attack_names=list(chosen_attacks), n=limit,
+                          runner=selected_runner()),
         name=f"benchmark {label}")
     add_run(kind="benchmark", name=f"benchmark on {label}", face_label=f"{limit} faces of {label}",
             defence=", ".join(n for n, _ in chosen), params={n: p for n, p in chosen}, seed=0,

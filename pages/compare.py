@@ -17,6 +17,7 @@ from app.face_input import context_bar
 from app.job_status import progress_block, status_text
 from app.params_form import dataset_picker, params_form
 from app.results import verdict_badge
+from app.sidebar import selected_runner
 from app.state import add_run, defence, kept_widget, runs
 from facepriv_core import attacks, audit, defences
 from facepriv_core.jobs import JobStatus, default_runner
@@ -68,7 +69,8 @@ if st.button("Compare", type="primary", disabled=not ready):
         face.face.chip150[None], np.array([0]), ["current face"], {})
     handle = default_runner().submit(
         functools.partial(audit_defences, chosen=list(chosen), attack_names=list(chosen_attacks),
-                          faces=faces_in_memory, dataset=dataset, limit=limit), name="compare")
+                          faces=faces_in_memory, dataset=dataset, limit=limit,
+                          runner=selected_runner()), name="compare")
     add_run(kind="compare", name="comparison of " + ", ".join(n for n, _ in chosen),
             face_label=face.label if source == CURRENT_FACE else f"{limit} faces of {dataset}",
             defence=", ".join(n for n, _ in chosen), params={n: p for n, p in chosen}, seed=0,

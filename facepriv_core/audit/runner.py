@@ -28,6 +28,7 @@ from facepriv_core.audit.spec import AuditResult, AuditSpec, Estimate, KeyInfo, 
 from facepriv_core.audit.stats import bootstrap_ci
 from facepriv_core.defences.base import LazyMetrics, Protected
 from facepriv_core.defences.keys import key_source
+from facepriv_core.embedding import embed_batched
 from facepriv_core.errors import UsageError
 from facepriv_core.faces import chips_to_tensor, tensor_to_chips
 from facepriv_core.validation import validate
@@ -173,8 +174,8 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
     protected = _concat_protected(parts)
     timings["protect_s"] = time.perf_counter() - t
 
+    clean = embed_batched(recogniser, x, spec.batch_size, device, cancel=cancel)
     with torch.no_grad():
-        clean = recogniser.embed(x)
         authorised = protected.utility_embedding(recogniser)
     rows: list[dict[str, Any]] = [
         {"key": k, "identity": int(i)} for k, i in zip(data.keys, data.identities, strict=True)
