@@ -25,7 +25,7 @@ from app.job_status import progress_block
 from app.results import metric_help, verdict_badge, verdict_of
 from app.state import CurrentFace, add_run, recogniser, runs
 from facepriv_core import attacks, faces, metrics
-from facepriv_core.attacks.base import AttackCase
+from facepriv_core.attacks.base import AttackCase, ProgressEvent
 from facepriv_core.defences.base import Defence, DefenceParams
 from facepriv_core.defences.keys import KeySource
 from facepriv_core.jobs import JobContext, JobHandle, JobStatus, default_runner
@@ -139,8 +139,8 @@ def record(run: Protection, sig: str, handle: JobHandle | None) -> None:
 
 def protect_job(face: CurrentFace, d: Defence, params: DefenceParams, seed: int,
                 keys: KeySource, ctx: JobContext) -> Protection:
-    def progress(step: int, total: int, phase: str = "") -> None:
-        ctx.report(step, total, phase=phase)
+    def progress(step: int, total: int, phase: str = "", preview: Any = None) -> None:
+        ctx.progress(ProgressEvent(step, total, preview=preview, phase=phase))
 
     return run_protection(face, d, params, seed, progress=progress, cancel=ctx.cancelled,
                           keys=keys)

@@ -87,3 +87,52 @@ def test_failed_job_is_retried_not_cached(runner: LocalRunner) -> None:
     first.wait(5)
     second = runner.submit(flaky, key="k")
     assert second is not first and second.wait(5) == JobStatus.DONE and second.result == "ok"
+
+
+def test_queued_jobs_know_their_place_and_running_ones_their_phase() -> None:
+    """One worker: the 2nd and 3rd jobs wait in line (positions 1, 2); the running one says
+    what it is doing; positions move up as jobs finish."""
+    import threading
+
+    runner = LocalRunner(workers=1)
+    gate = threading.Event()
+
+    def blocking(ctx) -> str:
+        ctx.report(2, 3, phase="training shadow decoder 2/3")
+        gate.wait(10)
+        return "done"
+
+    first = runner.submit(blocking)
+    second = runner.submit(lambda ctx: "second")
+    third = runner.submit(lambda ctx: "third")
+    deadline = time.time() + 5
+    while first.phase == "" and time.time() < deadline:
+        time.sleep(0.01)
+    assert first.queue_position is None and first.phase == "training shadow decoder 2/3"
+    assert (second.queue_position, third.queue_position) == (1, 2)
+    gate.set()
+    third.wait(5)
+    assert [h.result for h in (first, second, third)] == ["done", "second", "third"]
+    assert third.queue_position is None
+    runner.shutdown()
+
+
+def test_report_progress_passes_phase_and_preview_only_to_callbacks_that_take_them() -> None:
+    from facepriv_core.defences.base import report_progress
+
+    made: list[int] = []
+
+    def preview() -> np.ndarray:
+        made.append(1)
+        return np.zeros((2, 2, 3), np.uint8)
+
+    two: list[tuple] = []
+    three: list[tuple] = []
+    four: list[tuple] = []
+    report_progress(lambda s, t: two.append((s, t)), 1, 5, "optimising 1/5", preview)
+    assert two == [(1, 5)] and not made  # no preview made for a callback that cannot take it
+    report_progress(lambda s, t, ph: three.append((s, t, ph)), 2, 5, "optimising 2/5", preview)
+    assert three == [(2, 5, "optimising 2/5")] and not made
+    report_progress(lambda s, t, ph, pv: four.append((s, t, ph, pv.shape)), 3, 5, "x", preview)
+    assert four == [(3, 5, "x", (2, 2, 3))] and made == [1]
+    report_progress(None, 4, 5, "ignored", preview)  # no callback: nothing happens

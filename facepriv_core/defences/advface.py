@@ -35,6 +35,7 @@ decoder training params, auxiliary spec and seed, and the WireDecoder ARCHITECTU
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -148,6 +149,11 @@ def shadow_decoder(params: AdvFaceParams, device: torch.device,
     return decoder, {**info, "cached": False}
 
 
+def _first_chip(x: torch.Tensor) -> np.ndarray:
+    """The first face of a reconstruction batch, for the live preview."""
+    return tensor_to_chips(x[:1].detach().clamp(0, 1))[0]
+
+
 def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).flatten(1).sum(dim=1).view(-1, *[1] * (a.dim() - 1))
 
@@ -245,7 +251,9 @@ class AdvFace(Defence[AdvFaceParams]):
             best_loss = torch.where(better, loss, best_loss)
             best_cos = torch.where(better, cos, best_cos)
             done += 1
-            report_progress(progress, done, total, f"optimising {k + 1}/{evaluations}")
+            report_progress(progress, done, total, f"optimising {k + 1}/{evaluations}",
+                            None if best_recon is None else
+                            functools.partial(_first_chip, best_recon))
             if k < params.steps:
                 cand = project(delta + alpha * direction(*grads))
 

@@ -28,16 +28,21 @@ WireKind = Literal["image", "features", "embedding", "frequency"]
 Progress = Callable[[int, int], None]
 
 
-def report_progress(progress: Progress | None, step: int, total: int, phase: str = "") -> None:
+def report_progress(progress: Progress | None, step: int, total: int, phase: str = "",
+                    preview: Callable[[], np.ndarray] | None = None) -> None:
     """Call a defence's `progress(step, total)`, also passing `phase` (what the steps count,
-    e.g. "training shadow decoder") to callbacks that take a third argument."""
+    e.g. "training shadow decoder 2/20") to callbacks taking a third argument and the latest
+    `preview()` (uint8 HWC, made only when asked) to callbacks taking a fourth."""
     if progress is None:
         return
     try:
-        takes_phase = len(inspect.signature(progress).parameters) >= 3
+        arity = len(inspect.signature(progress).parameters)
     except (TypeError, ValueError):
-        takes_phase = False
-    if takes_phase:
+        arity = 2
+    if arity >= 4:
+        typing.cast(Callable[[int, int, str, Any], None], progress)(
+            step, total, phase, None if preview is None else preview())
+    elif arity == 3:
         typing.cast(Callable[[int, int, str], None], progress)(step, total, phase)
     else:
         progress(step, total)

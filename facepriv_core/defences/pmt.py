@@ -30,6 +30,7 @@ import math
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -47,6 +48,7 @@ from facepriv_core.defences.base import (
     Protected,
     ProtectionCancelled,
     image_preview,
+    report_progress,
     tile_channels,
 )
 from facepriv_core.defences.baselines import gaussian_blur, quantise
@@ -188,6 +190,11 @@ def _model_cosine(name: str, a: torch.Tensor, b: torch.Tensor, device: torch.dev
     return float(F.cosine_similarity(net.embed(a), net.embed(b), dim=1).mean())
 
 
+def _first_preview(z: torch.Tensor) -> np.ndarray:
+    """The first face of the batch being optimised, for the live preview."""
+    return image_preview(z[:1].detach())[0]
+
+
 def obfuscate(x: torch.Tensor, start: torch.Tensor, extractors: list[Layers], p: PmtParams,
               gen: torch.Generator, progress: Progress | None = None,
               cancel: Cancel | None = None) -> torch.Tensor:
@@ -228,8 +235,8 @@ def obfuscate(x: torch.Tensor, start: torch.Tensor, extractors: list[Layers], p:
                 z.grad = grad
                 opt.step()
             z.clamp_(0, 1)
-        if progress is not None:
-            progress(k + 1, p.steps)
+        report_progress(progress, k + 1, p.steps, f"optimising {k + 1}/{p.steps}",
+                        functools.partial(_first_preview, z))
     return z.detach()
 
 
