@@ -3,7 +3,6 @@ verdicts are the engine's; face pixels go in only when the user opts in."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from app.audits import DefenceAudit, table_rows
@@ -125,6 +124,58 @@ def _kind(kind: str) -> str:
     return {"attack": "attack", "protect": "attack", "sweep": "sweep"}.get(kind, "table")
 
 
+def native_runs(history: list[Run], include_faces: bool) -> list[Any]:
+    """The session's finished runs as the engine's report API takes them: RunRecords for
+    single-face Protect / Attack runs, AuditResults for Compare / Benchmark, SweepResults."""
+    record = report.RunRecord  # type: ignore[attr-defined, unused-ignore]
+    out: list[Any] = []
+    for run in finished(history):
+        extra_images: dict[str, Any] = {}
+        if run.kind == "attack":
+            result = run.output
+            recon = getattr(result, "reconstructions", None)
+            if recon is not None:
+                extra_images[f"{run.name} reconstruction"] = faces.tensor_to_chips(recon)[0]
+            kind, shape = _wire_kind_shape(run)
+            out.append(record.attack(result, run.defence, run.params, kind, shape,
+                                     key_fingerprint=run.key_fingerprint,
+                                     source=run.face_label,
+                                     images=_images(run, extra_images, include_faces),
+                                     title=run.title))
+        elif run.kind == "protect":
+            protection = run.handle.result if run.handle is not None else None
+            metrics = dict(getattr(run.result, "aggregates", {}) or {})
+            kind, shape = _wire_kind_shape(run)
+            rec = record.protect(run.defence, run.params, metrics, kind, shape,
+                                 key_fingerprint=run.key_fingerprint or getattr(
+                                     protection, "key_fingerprint", None),
+                                 source=run.face_label,
+                                 images=_images(run, {}, include_faces), title=run.title)
+            v = getattr(run.result, "verdict", None)
+            if v is not None:  # the Protect page's privacy check: identity, one recogniser
+                from facepriv_core.verdicts import overall
+
+                rec.verdicts = {"identity": v}
+                rec.overall_verdict = overall(rec.verdicts, run.defence)
+            out.append(rec)
+        elif run.kind in ("compare", "benchmark"):
+            out.extend(item.result for item in run.output or [] if item.result is not None)
+        elif run.kind == "sweep":
+            out.append(run.output.sweep)
+    return out
+
+
+def _wire_kind_shape(run: Run) -> tuple[str, list[int]]:
+    """('image', [3, 150, 150]) from the run's wire text ('image 3x150x150, 67,500 bytes')."""
+    text = run.wire or _wire_of(run)
+    kind, _, rest = text.partition(" ")
+    dims = rest.split(",")[0]
+    try:
+        return kind, [int(d) for d in dims.split("x") if d]
+    except ValueError:
+        return kind, []
+
+
 def build_report(history: list[Run], title: str, author: str, notes: str,
                  include_faces: bool) -> tuple[str, str]:
     """(JSON, HTML) of the session's report through the engine's report API; the verdict
@@ -132,15 +183,18 @@ def build_report(history: list[Run], title: str, author: str, notes: str,
     from facepriv_core.audit import environment
     from facepriv_core.models import resolve_device
 
-    parts = sections(history, include_faces=include_faces)
     env = environment(resolve_device("auto"))
-    if "title" in inspect.signature(report.to_html).parameters:
-        html = report.to_html(parts, env, title=title, author=author,  # type: ignore[call-arg]
-                              notes=notes, include_faces=include_faces)
-    else:
-        front = {"title": title, "author": author or "(not given)", "notes": notes or "(none)"}
-        html = report.to_html([report.Section("About this report", "table", {"about": front}),
-                               report.Section("Verdict summary", "table",
-                                              {"verdicts": summary_rows(history)}),
-                               *parts], env)
+    if hasattr(report, "RunRecord"):  # the engine's review-board report
+        runs = native_runs(history, include_faces)
+        to_html: Any = report.to_html
+        to_json: Any = report.to_json
+        return (to_json(runs, env, title=title, author=author, notes=notes),
+                to_html(runs, env, title=title, author=author, notes=notes,
+                        include_faces=include_faces))
+    parts = sections(history, include_faces=include_faces)
+    front = {"title": title, "author": author or "(not given)", "notes": notes or "(none)"}
+    html = report.to_html([report.Section("About this report", "table", {"about": front}),
+                           report.Section("Verdict summary", "table",
+                                          {"verdicts": summary_rows(history)}),
+                           *parts], env)
     return report.to_json(parts, env), html

@@ -184,7 +184,9 @@ class Run:
 
     @property
     def title(self) -> str:
-        return f"#{self.number} {self.name} on {self.defence}"
+        if self.kind == "attack":
+            return f"#{self.number} {self.name} on {self.defence}"
+        return f"#{self.number} {self.name}"
 
     @property
     def status(self) -> str:
