@@ -281,15 +281,17 @@ class AlignedChips:
     failures: dict[str, str]
 
 
-def align_dataset(dataset: FaceDataset, progress: Callable[[int, int], None] | None = None
-                  ) -> AlignedChips:
-    """Align every image (skip-detection for aligned datasets); faces that fail are reported."""
+def align_dataset(dataset: FaceDataset, progress: Callable[[int, int], None] | None = None,
+                  detector: str = "hog") -> AlignedChips:
+    """Align every image (skip-detection for aligned datasets) with `detector` (hog, mmod or
+    auto); faces that fail are reported."""
     chips, kept, failures = [], [], {}
     for i in range(len(dataset)):
         key = dataset.keys[i] if dataset.keys else str(i)
         try:
             img = dataset.image(i)
-            face = from_aligned(img) if dataset.aligned else detect_and_align(img)
+            face = (from_aligned(img) if dataset.aligned
+                    else detect_and_align(img, method=detector))  # type: ignore[arg-type]
         except InputError as exc:
             failures[key] = str(exc)
         else:

@@ -14,7 +14,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,21 +44,25 @@ class Faces:
     identities: np.ndarray
     keys: list[str]
     failures: dict[str, str]
+    detections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def load_faces(spec: AuditSpec, progress: Progress | None = None) -> Faces:
     if spec.dataset:
         ds = datasets.load(spec.dataset).limit(spec.limit, seed=spec.seed)
         aligned = datasets.align_dataset(
-            ds, progress=(lambda d, t: progress("aligning", d, t)) if progress else None)
+            ds, progress=(lambda d, t: progress("aligning", d, t)) if progress else None,
+            detector=spec.detector)
         keys = ds.keys or [str(i) for i in range(len(ds))]
         return Faces(aligned.chips, ds.identities[aligned.indices],
                      [keys[i] for i in aligned.indices], aligned.failures)
-    chips, keys, failures = [], [], {}
+    chips, keys, failures, detections = [], [], {}, {}
     for i, path in enumerate(spec.images[: spec.limit]):
         try:
-            chips.append(faces.load_face(path).chip150)
+            face = faces.load_face(path, method=spec.detector, face_index=spec.face_index)
+            chips.append(face.chip150)
             keys.append(path)
+            detections[path] = face.detection_summary()
         except faces.InputError as exc:
             failures[path] = str(exc)
         if progress:
@@ -66,7 +70,7 @@ def load_faces(spec: AuditSpec, progress: Progress | None = None) -> Faces:
     if not chips:
         raise faces.NoFaceFoundError("none of the images holds a usable face: "
                                      + "; ".join(f"{k}: {v}" for k, v in failures.items()))
-    return Faces(np.stack(chips), np.arange(len(chips)), keys, failures)
+    return Faces(np.stack(chips), np.arange(len(chips)), keys, failures, detections)
 
 
 def _concat_protected(parts: list[Any]) -> Any:
@@ -227,7 +231,8 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
         spec=spec, spec_hash=spec.spec_hash(), defence=spec.defence,
         wire_kind=protected.wire_kind, wire_shape=list(protected.wire_shape),
         utility=utility, attacks=attack_estimates, threat_models=threat_models, rows=rows,
-        failures=data.failures, timings=timings, environment=environment(device), key=key,
+        failures=data.failures, detections=data.detections, timings=timings,
+        environment=environment(device), key=key,
         verdicts=verdicts, overall_verdict=overall(verdicts, defence_label(spec)),
     )
     out.images.update({"original": data.chips, "protected": protected.preview,

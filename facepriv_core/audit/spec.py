@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -41,6 +41,10 @@ class AuditSpec(BaseModel):
     dataset: str | None = Field(None, description="olivetti:PATH, folder:PATH, sfhq:PATH, ...")
     limit: int | None = Field(None, ge=1, le=10_000_000)
     recogniser: str = "dlib-resnet"
+    detector: Literal["hog", "mmod", "auto"] = Field(
+        "hog", description="face detector for photos: hog, mmod or auto")
+    face_index: int = Field(0, ge=0, description="which detected face of each photo to use "
+                                                 "(0: the largest confident one)")
     seed: int = Field(0, ge=0, le=2**63 - 1,
                       description="seed of every keyless random draw (noise, Shuffle2, "
                                   "attacks, bootstrap); a key comes from it only with "
@@ -93,6 +97,8 @@ class AuditResult(BaseModel):
     threat_models: dict[str, str]
     rows: list[dict[str, Any]]
     failures: dict[str, str]
+    detections: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per photo: faces_found and face_used (box)")
     timings: dict[str, float]
     environment: dict[str, str]
     key: KeyInfo | None = None
@@ -120,11 +126,20 @@ class AuditResult(BaseModel):
             "defence_params": public_params(self.spec.defence_params),
             "utility": {k: v.mean for k, v in self.utility.items()},
             "attacks": {a: {k: v.mean for k, v in m.items()} for a, m in self.attacks.items()},
+            **self._detection_summary(),
             "verdicts": {a: v.model_dump(exclude={"rules"}) for a, v in self.verdicts.items()},
             "overall_verdict": self.overall_verdict.model_dump(),
             "notes": self.notes,
             "timings": self.timings,
         }
+
+    def _detection_summary(self) -> dict[str, Any]:
+        """Photos only: `faces_found` / `face_used` (one photo) or per photo under `faces`."""
+        if not self.detections:
+            return {}
+        if len(self.detections) == 1:
+            return dict(next(iter(self.detections.values())))
+        return {"faces": self.detections}
 
     def numbers(self) -> dict[str, Any]:
         """Everything that must repeat under the same spec (timings/environment excluded; a

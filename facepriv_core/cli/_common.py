@@ -13,6 +13,7 @@ __all__ = [
     "SEED_MAX",
     "UsageError",
     "add_audit_flags",
+    "add_detector_flags",
     "add_runner_flags",
     "audit_spec_from_args",
     "bounded_int",
@@ -23,6 +24,9 @@ __all__ = [
     "resolve_device",
     "runner_from_args",
 ]
+
+#: The detectors `--detector` offers (faces.detect.DETECTORS; kept here so --help stays fast).
+DETECTOR_CHOICES = ("hog", "mmod", "auto")
 
 #: Seeds go to torch.Generator.manual_seed and numpy, which take at most 64-bit values.
 SEED_MAX = 2**63 - 1
@@ -161,6 +165,8 @@ def audit_spec_from_args(args: argparse.Namespace) -> Any:
         "seed": args.seed,
         "device": args.device,
         "reproducible_key": True if args.reproducible_key else None,
+        "detector": args.detector,
+        "face_index": args.face_index,
     }
     spec = {**base, **{k: v for k, v in flags.items() if v is not None}}
     if args.set:
@@ -173,6 +179,19 @@ def audit_spec_from_args(args: argparse.Namespace) -> Any:
     if "defence" not in spec:
         raise UsageError("give --defence NAME or a --spec file that names one")
     return validate(AuditSpec, spec, "audit spec")
+
+
+def add_detector_flags(p: argparse.ArgumentParser, face_index: bool = True,
+                       default: str | None = "hog") -> None:
+    """--detector hog|mmod|auto (and --face-index N) for every verb that detects faces."""
+    p.add_argument("--detector", choices=DETECTOR_CHOICES, default=default,
+                   help="face detector for photos: hog (fast, default), mmod (CNN, slower, "
+                        "finds harder faces) or auto (hog, then mmod when hog is unsure)")
+    if face_index:
+        p.add_argument("--face-index", type=bounded_int(0, COUNT_MAX), metavar="N",
+                       default=0 if default else None,
+                       help="which detected face to use in a photo with several "
+                            "(0, the default, is the largest confident face)")
 
 
 def add_audit_flags(p: argparse.ArgumentParser) -> None:
@@ -195,6 +214,7 @@ def add_audit_flags(p: argparse.ArgumentParser) -> None:
                    help="derive keyed defences' client key from --seed: reproducible, NOT "
                         "secret (default: a fresh key from OS entropy every run)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps or auto")
+    add_detector_flags(p, default=None)
     p.add_argument("--out", default=None, help="folder for the result JSON and images")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_runner_flags(p)

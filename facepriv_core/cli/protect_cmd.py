@@ -6,6 +6,7 @@ import argparse
 
 from facepriv_core.cli._common import (
     SEED_MAX,
+    add_detector_flags,
     bounded_int,
     defence_params,
     existing_file,
@@ -26,7 +27,8 @@ def cmd_protect(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     image = faces.load_image(existing_file(args.image, "--image"))
-    face = faces.from_aligned(image) if args.aligned else faces.detect_and_align(image)
+    face = (faces.from_aligned(image) if args.aligned
+            else faces.detect_and_align(image, method=args.detector, face_index=args.face_index))
     x = faces.chips_to_tensor(face.chip150, device)
     defence = defences.get(args.defence, device=str(device))
     params = defence_params(defence, args.set)
@@ -40,6 +42,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
     out: dict[str, object] = {
         "defence": args.defence,
         "params": params.model_dump(),
+        **face.detection_summary(),
         "wire_kind": protected.wire_kind,
         "wire_shape": list(protected.wire_shape),
         "wire_bytes": protected.wire_bytes,
@@ -68,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--defence", required=True, help="registered defence name")
     pr.add_argument("--image", required=True, help="a photo with a face (or an aligned crop)")
     pr.add_argument("--aligned", action="store_true", help="the image is an aligned crop")
+    add_detector_flags(pr)
     pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a defence parameter, repeatable")
     pr.add_argument("--out", default=None, help="folder for the preview PNG")

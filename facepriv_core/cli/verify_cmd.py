@@ -6,13 +6,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from facepriv_core.cli._common import add_runner_flags, parse_sets, print_out, runner_from_args
+from facepriv_core.cli._common import (
+    add_detector_flags,
+    add_runner_flags,
+    parse_sets,
+    print_out,
+    runner_from_args,
+)
 from facepriv_core.errors import UsageError
 
 
 def verify_work(dataset: str, model_name: str, limit: int | None, seed: int, pairs: int,
                 folds: int, device: str, batch_size: int, defence_name: str | None,
-                sets: dict[str, str], show_progress: bool = True) -> dict[str, object]:
+                sets: dict[str, str], show_progress: bool = True, detector: str = "hog"
+                ) -> dict[str, object]:
     """Everything `facepriv verify` computes, as one unit of work a runner can ship."""
     from facepriv_core import datasets, models
     from facepriv_core.progress import terminal_progress
@@ -27,7 +34,7 @@ def verify_work(dataset: str, model_name: str, limit: int | None, seed: int, pai
         return terminal_progress(stage) if show_progress else None
 
     ds = datasets.load(dataset).limit(limit, seed=seed)
-    aligned = datasets.align_dataset(ds, progress=bar("aligning"))
+    aligned = datasets.align_dataset(ds, progress=bar("aligning"), detector=detector)
     dev = models.resolve_device(device)
     model = models.get(model_name, device=device)
     identities = ds.identities[aligned.indices]
@@ -64,7 +71,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with runner_from_args(args) as runner:
         out = runner.call(verify_work, args.dataset, args.model, args.limit, args.seed,
                           args.pairs, args.folds, args.device, args.batch_size, args.defence,
-                          parse_sets(args.set), show_progress=args.runner == "local")
+                          parse_sets(args.set), show_progress=args.runner == "local",
+                          detector=args.detector)
     print_out(out, args.json)
     return 0
 
@@ -81,6 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a defence parameter, repeatable (with --defence)")
     v.add_argument("--limit", type=int, default=None, help="use at most N images")
+    add_detector_flags(v, face_index=False)
     v.add_argument("--pairs", type=int, default=1500,
                    help="same-person pairs to sample (as many different ones); default 1500")
     v.add_argument("--folds", type=int, default=10, help="cross-validation folds (default 10)")

@@ -21,19 +21,35 @@ from facepriv_core.faces.align import as_rgb
 from facepriv_core.faces.types import Box
 from facepriv_core.weight_files import FRM, MMOD_DAT, SHAPE5_DAT, package_file
 
-Method = Literal["hog", "mmod"]
+Method = Literal["hog", "mmod", "auto"]
+#: What `--detector` and the app offer: HOG (fast), MMOD (CNN, slower, finds harder faces),
+#: auto (HOG, then MMOD when HOG finds no confident face).
+DETECTORS: tuple[str, ...] = ("hog", "mmod", "auto")
 
-# An image no bigger than this (1 megapixel) is upsampled once when nothing is found in it:
-# HOG only sees faces of about 80 px and more, and 4x the pixels is still quick here.
-AUTO_UPSAMPLE_MAX_PIXELS = 1_000_000
+# HOG only sees faces of about 80 px and more. When no confident face is found, the image is
+# tried once more at twice the size (on a copy of at most UPSAMPLE_MAX_SIDE px, so a large
+# photo costs one 4000 px HOG pass at most, about 4x the first one).
+UPSAMPLE_MAX_SIDE = 2000
 # Larger images are detected on a downscaled copy (landmarks still come from full
 # resolution): HOG cost grows with pixels and MMOD on a 12 MP photo takes minutes on a CPU.
 DETECT_MAX_SIDE = 2000
-# Detections scoring below this are dropped. dlib's HOG default (0) lets through weak false
-# positives (up to 0.16 on skimage's astronaut: patches of her suit) that can be larger than
-# the real face, while all 559 SFHQ faces it finds score 0.41 or more. MMOD keeps dlib's 0:
-# its real faces score about 1 and no false positive was seen.
-MIN_SCORE: dict[str, float] = {"hog": 0.3, "mmod": 0.0}
+# MMOD runs on a copy of at most this side: it then finds faces down to ~4 % of the frame in
+# seconds, where the full 2000 px costs 30-50 s on a CPU.
+MMOD_MAX_SIDE = 1000
+# Detections scoring below MIN_SCORE are dropped; those from CONFIDENT_SCORE up are taken
+# before weaker ones, whatever their size. Measured with `python bench/hog_floor.py` (real
+# Olivetti photos upscaled to 128-256 px and SFHQ crops at 0.5-1.5x, alone and composited into
+# frames of face-free pictures): the best false positive on those backgrounds scores 0.06 and
+# on skimage's astronaut (patches of her suit) 0.16, while real faces go down to -0.49
+# (Olivetti's tight 64 px greyscale crops; SFHQ's lowest is 0.62) and a clear 385 px frontal
+# face of a real photo scored 0.21. So 0.1 keeps real faces a floor of 0.3 lost, and the
+# confident tier (0.3, where no false positive was seen) keeps a weak false positive that is
+# larger than a real face from being taken first. MMOD keeps dlib's 0: its real faces score
+# about 1 and no false positive was seen.
+MIN_SCORE: dict[str, float] = {"hog": 0.1, "mmod": 0.0}
+CONFIDENT_SCORE: dict[str, float] = {"hog": 0.3, "mmod": 0.0}
+# Kept for callers of the old rule (images up to 1 MP were the only ones retried).
+AUTO_UPSAMPLE_MAX_PIXELS = 1_000_000
 
 
 @dataclass(frozen=True, eq=False)  # eq would compare the landmark arrays ambiguously
@@ -86,20 +102,44 @@ def detect(
     auto_upsample: bool = True,
     min_score: float | None = None,
 ) -> list[Detection]:
-    """All faces in a uint8 (H, W, 3) RGB image, largest first.
+    """All faces in a uint8 (H, W, 3) RGB image: confident ones first, each tier largest
+    first.
 
     `upsample` doubles the image that many times before detecting (finds smaller faces, 4x
-    slower each time). With `auto_upsample`, a small image where nothing is found is tried
-    once more upsampled. `min_score` defaults to MIN_SCORE[method].
+    slower each time). With `auto_upsample`, an image where no confident face is found is
+    tried once more at twice the size, whatever its size (see UPSAMPLE_MAX_SIDE). "auto" runs
+    HOG and, when HOG finds no confident face, MMOD. `min_score` defaults to
+    MIN_SCORE[method].
     """
-    if method not in MIN_SCORE:
-        raise ValueError(f"method must be 'hog' or 'mmod', got {method!r}")
-    floor = MIN_SCORE[method] if min_score is None else min_score
+    if method not in DETECTORS:
+        raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {method!r}")
     img = as_rgb(image)
+    if method == "auto":
+        found = _find(img, "hog", upsample, auto_upsample, min_score)
+        if not _confident(found, "hog"):
+            mmod = _find(img, "mmod", upsample, False, None)
+            if mmod:
+                return mmod
+        return found
+    return _find(img, method, upsample, auto_upsample, min_score)
+
+
+def _confident(found: list[Detection], method: str) -> bool:
+    return any(d.score >= CONFIDENT_SCORE[method] for d in found)
+
+
+def _find(img: np.ndarray, method: Literal["hog", "mmod"], upsample: int, auto_upsample: bool,
+          min_score: float | None) -> list[Detection]:
+    floor = MIN_SCORE[method] if min_score is None else min_score
+    max_side = MMOD_MAX_SIDE if method == "mmod" else DETECT_MAX_SIDE
+    rects = _detect_rects(img, method, upsample, floor, max_side)
+    if auto_upsample and upsample == 0 and not any(
+            s >= CONFIDENT_SCORE[method] for _, s in rects):
+        retry = _detect_rects(img, method, 1, floor, min(max_side, UPSAMPLE_MAX_SIDE))
+        if max((s for _, s in retry), default=-np.inf) > max((s for _, s in rects),
+                                                              default=-np.inf):
+            rects = retry
     h, w = img.shape[:2]
-    rects = _detect_rects(img, method, upsample, floor)
-    if not rects and auto_upsample and upsample == 0 and h * w <= AUTO_UPSAMPLE_MAX_PIXELS:
-        rects = _detect_rects(img, method, 1, floor)
     found = []
     with _SHAPE5.use() as predictor:
         for rect, score in rects:
@@ -108,14 +148,16 @@ def detect(
             box = (max(rect.left(), 0), max(rect.top(), 0),
                    min(rect.right(), w - 1), min(rect.bottom(), h - 1))
             found.append(Detection(box=box, score=score, landmarks5=pts))
-    return sorted(found, key=lambda d: d.area, reverse=True)
+    confident = CONFIDENT_SCORE[method]
+    return sorted(found, key=lambda d: (d.score >= confident, d.area), reverse=True)
 
 
-def _detect_rects(img: np.ndarray, method: Method, upsample: int, min_score: float
+def _detect_rects(img: np.ndarray, method: Literal["hog", "mmod"], upsample: int,
+                  min_score: float, max_side: int = DETECT_MAX_SIDE
                   ) -> list[tuple[dlib.rectangle, float]]:
     """Detector boxes scoring at least `min_score`, in full-resolution coordinates."""
     h, w = img.shape[:2]
-    scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
+    scale = min(1.0, max_side / max(h, w))
     small = img
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))

@@ -28,3 +28,7 @@ class ImageTooSmallError(InputError):
 
 class NoFaceFoundError(InputError):
     """No face was detected in the image."""
+
+
+class FaceIndexError(InputError):
+    """--face-index names a face the image does not have."""

@@ -23,7 +23,7 @@ class FaceImage:
     chip112: uint8 (112, 112, 3) RGB, five-point similarity template: display and other models.
     landmarks: float (5, 2) x, y in original-image pixels (None for already-aligned crops).
     box: the detection box (None for already-aligned crops).
-    others: boxes of further faces found in the same image (the largest face is used).
+    others: boxes of further faces found in the same image (the face used is `box`).
     """
 
     chip150: np.ndarray
@@ -31,6 +31,16 @@ class FaceImage:
     landmarks: np.ndarray | None = None
     box: Box | None = None
     others: tuple[Box, ...] = field(default_factory=tuple)
+
+    @property
+    def faces_found(self) -> int:
+        """Faces the detector found in the image (1 for an already-aligned crop)."""
+        return 1 + len(self.others)
+
+    def detection_summary(self) -> dict[str, object]:
+        """What the CLI and JSON report: `faces_found` and `face_used` (box or None)."""
+        return {"faces_found": self.faces_found,
+                "face_used": list(self.box) if self.box is not None else None}
 
     def __repr__(self) -> str:  # never dump pixels into logs
         return f"FaceImage(box={self.box}, others={len(self.others)})"

@@ -56,6 +56,8 @@ class HumanGraphModel(nn.Module):
         """NHWC tensor the graph sees, from NCHW RGB 150 chips in [0, 1]."""
         s = self.spec.input
         y = crop_resize(x, s.box, s.size)
+        if s.bgr:
+            y = y.flip(1)
         if s.grey:
             y = (y * self.grey_weights).sum(dim=1, keepdim=True)
         y = y * s.scale + s.offset

@@ -29,6 +29,7 @@ class InputSpec:
     scale: float = 1.0  # network value = chip value in [0, 1] * scale + offset
     offset: float = 0.0
     grey: bool = False
+    bgr: bool = False  # feed channels as B, G, R (graphs trained on OpenCV-decoded images)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class HumanModelSpec:
 
 #: Wide face box: the chip plus 20 px on every side (faceres was trained on loose crops).
 WIDE_BOX = (-20, -20, 170, 170)
+#: SSR-Net's crop: the chip plus 35 px on every side (SSR-Net's demo pads the detected face by
+#: 40 % of its size; measured on SFHQ's age grid, see the ssrnet card).
+SSRNET_BOX = (-35, -35, 185, 185)
 #: UTKFace's race classes, the order of gear's race head.
 GEAR_RACES = ("white", "black", "asian", "indian", "other")
 #: SFHQ's ethnicity prompts (weak labels) as UTKFace classes: UTKFace's "other" covers
@@ -76,11 +80,13 @@ SPECS: dict[str, HumanModelSpec] = {
                                      "gender_pred/Sigmoid:0", ("female", "male")),
     "faceres-age": HumanModelSpec("faceres", "age", InputSpec(224, WIDE_BOX, 255.0),
                                   "age_pred/Softmax:0", tuple(str(k + 0.5) for k in range(100))),
-    "ssrnet-age": HumanModelSpec("age", "age", InputSpec(64, WIDE_BOX, 255.0), "Identity:0",
-                                 tuple(str(c) for c in range(5, 100, 10))),
-    "ssrnet-gender": HumanModelSpec("gender-ssrnet-imdb", "gender", InputSpec(64, WIDE_BOX, 255.0),
+    "ssrnet-age": HumanModelSpec("age", "age", InputSpec(64, SSRNET_BOX, 255.0, bgr=True),
+                                 "Identity:0", tuple(str(c) for c in range(5, 100, 10))),
+    "ssrnet-gender": HumanModelSpec("gender-ssrnet-imdb", "gender",
+                                    InputSpec(64, WIDE_BOX, 255.0, bgr=True),
                                     "Identity:0", ("female", "male")),
-    "oarriaga-gender": HumanModelSpec("gender", "gender", InputSpec(64, CHIP_BOX, 255.0, 0.0, True),
+    # Grey in [-1, 1], outputs (female, male): face_classification's and Human's scaling.
+    "oarriaga-gender": HumanModelSpec("gender", "gender", InputSpec(64, CHIP_BOX, 2.0, -1.0, True),
                                       "Identity:0", ("female", "male")),
     "oarriaga-emotion": HumanModelSpec("emotion", "emotion",
                                        InputSpec(64, CHIP_BOX, 2.0, -1.0, True), "Identity:0",

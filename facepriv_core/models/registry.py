@@ -55,6 +55,7 @@ class ModelStatus:
     source: str
     differentiable: bool
     summary: str
+    gate: dict[str, Any] | None = None  # the recorded zoo-gate figures, if any
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -1,8 +1,9 @@
 """The model zoo: whether registered models can load here, and loading them once.
 
 Every entry declares its task, licence, source package and model card. Availability is
-checked without loading weights, so the app can grey out a model and say why. Loaded models
-are cached per (name, device).
+checked without loading weights, so the app can grey out a model and say why. A model that
+can load is offered only if it passes the zoo gate (`gate`: figures recorded beside the
+cards by `python bench/zoo_gate.py --write`). Loaded models are cached per (name, device).
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from facepriv_core.errors import UnknownNameError
-from facepriv_core.models import catalog  # noqa: F401  (registers the built-in entries)
+from facepriv_core.models import (
+    catalog,  # noqa: F401  (registers the built-in entries)
+    gate,
+)
 from facepriv_core.models.registry import (
+    CARDS_DIR,
     ENTRIES,
     ModelEntry,
     ModelStatus,
@@ -35,14 +40,35 @@ def entry(name: str) -> ModelEntry:
         raise UnknownNameError(f"unknown model {name!r}; known: {known}") from None
 
 
-def status(name: str) -> ModelStatus:
+_GATE_CACHE: dict[str, Any] = {}
+
+
+def gate_records() -> dict[str, dict[str, Any]]:
+    """The recorded zoo-gate figures by model name, re-read when the file changes."""
+    path = gate.gate_file(CARDS_DIR)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return {}
+    if _GATE_CACHE.get("stamp") != stamp:
+        _GATE_CACHE.update(stamp=stamp, records=gate.read_records(path))
+    records: dict[str, dict[str, Any]] = _GATE_CACHE["records"]
+    return records
+
+
+def status(name: str, gated: bool = True) -> ModelStatus:
+    """Whether `name` is offered here: it can load (its check) and, unless `gated` is False,
+    its recorded zoo-gate figures pass."""
     e = entry(name)
     try:
         reason = e.check()
     except Exception as exc:  # a broken check must not break the listing
         reason = f"availability check failed: {exc}"
+    records = gate_records()
+    if reason is None and gated:
+        reason = gate.reason_for(e.name, e.task, records)
     return ModelStatus(e.name, e.task, reason is None, reason, e.licence, e.source,
-                       e.differentiable, e.summary)
+                       e.differentiable, e.summary, records.get(e.name))
 
 
 def list_models(task: str | None = None) -> list[ModelStatus]:
@@ -97,15 +123,21 @@ def _checked_device(name: str) -> torch.device:
     return dev
 
 
-def get(name: str, device: str | torch.device | None = "cpu") -> Any:
+def get(name: str, device: str | torch.device | None = "cpu", *, gated: bool = True) -> Any:
     """The loaded model `name` on `device`, loaded once and cached. Availability is checked
-    before loading only: a loaded model is in memory, and some checks read files."""
+    before loading only: a loaded model is in memory, and some checks read files.
+    `gated=False` is for measuring the gate itself (bench/zoo_gate.py)."""
     dev = resolve_device(device)
     key = (name, str(dev))
     with _LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-    st = status(name)
+        cached = _CACHE.get(key)
+    # A cached model is returned without re-running its file check; the gate alone is
+    # re-read (a stat), since a model loaded ungated for measuring may fail it.
+    if cached is not None:
+        if gated and (why := gate.reason_for(name, entry(name).task, gate_records())):
+            raise ModelUnavailableError(f"model '{name}' is unavailable: {why}")
+        return cached
+    st = status(name, gated=gated)
     if not st.available:
         raise ModelUnavailableError(f"model '{name}' is unavailable: {st.reason}")
     with _LOCK:
