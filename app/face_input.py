@@ -40,16 +40,17 @@ def pick_face() -> CurrentFace | None:
             return current  # the earlier upload stays current after a page change
         st.info("Choose a photo: until then the built-in sample stays the current face.")
         return None
+    detector = st.session_state.get("face_detector", "hog")  # app/sidebar.py's select box
     seen = st.session_state.get("_upload_seen")
-    if seen == upload.file_id:
+    if seen == (upload.file_id, detector):
         return current_face()
     try:
         image = faces.load_image(upload.getvalue())
-        aligned = faces.detect_and_align(image)
+        aligned = faces.detect_and_align(image, method=detector)
     except faces.InputError as exc:
         st.error(str(exc), icon=":material/error:")
         return None
-    st.session_state["_upload_seen"] = upload.file_id
+    st.session_state["_upload_seen"] = (upload.file_id, detector)
     return set_face(f"upload {upload.name}", image, aligned)
 
 

@@ -9,6 +9,10 @@ from typing import Any
 import streamlit as st
 
 from app.state import model_card, model_statuses
+from facepriv_core.faces.detect import DETECTORS as DETECTOR_CHOICES
+
+#: session_state key of the detector the face pickers use (app/face_input.py).
+DETECTOR_KEY = "face_detector"
 
 
 def device_label() -> str:
@@ -54,6 +58,9 @@ def render_sidebar() -> None:
         st.caption("Audit face-privacy defences with real models and real attacks.")
         st.markdown(f"**Device:** {device_label()}")
         runner_choice()
+        st.selectbox("Face detector", DETECTOR_CHOICES, key=DETECTOR_KEY,
+                     help="hog: fast. mmod: dlib's CNN, slower, finds harder faces. "
+                          "auto: hog, then mmod when hog finds no confident face.")
         with st.expander("Models", expanded=False):
             for s in model_statuses():
                 mark = ":material/check_circle:" if s.available else ":material/block:"

@@ -50,7 +50,7 @@ def test_attribute_heads_give_distributions_over_their_labels(name: str, sfhq_fa
 @needs_weights
 @pytest.mark.parametrize("name", RECOGNISERS)
 def test_recognisers_take_gradients_to_the_chip(name: str, sfhq_faces) -> None:
-    model = models.get(name)
+    model = models.get(name, gated=False)  # the graph's mechanics, whatever the gate says
     x = chips_to_tensor(sfhq_faces.chips(1)).requires_grad_(True)
     emb = model.embed(x)
     assert emb.ndim == 2 and emb.shape[0] == 1 and torch.isfinite(emb).all()

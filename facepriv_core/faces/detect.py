@@ -42,9 +42,10 @@ MMOD_MAX_SIDE = 1000
 # frames of face-free pictures): the best false positive on those backgrounds scores 0.06 and
 # on skimage's astronaut (patches of her suit) 0.16, while real faces go down to -0.49
 # (Olivetti's tight 64 px greyscale crops; SFHQ's lowest is 0.62) and a clear 385 px frontal
-# face of a real photo scored 0.21. So 0.1 keeps real faces a floor of 0.3 lost, and the
-# confident tier (0.3, where no false positive was seen) keeps a weak false positive that is
-# larger than a real face from being taken first. MMOD keeps dlib's 0: its real faces score
+# face of a real photo scored 0.21. So 0.1 keeps real faces a floor of 0.3 lost, and weak
+# detections (under CONFIDENT_SCORE, 0.3, where no false positive was seen) count only in an
+# image where nothing scores 0.3: a weak false positive beside a real face is neither taken
+# nor reported as a second face. MMOD keeps dlib's 0: its real faces score
 # about 1 and no false positive was seen.
 MIN_SCORE: dict[str, float] = {"hog": 0.1, "mmod": 0.0}
 CONFIDENT_SCORE: dict[str, float] = {"hog": 0.3, "mmod": 0.0}
@@ -102,8 +103,8 @@ def detect(
     auto_upsample: bool = True,
     min_score: float | None = None,
 ) -> list[Detection]:
-    """All faces in a uint8 (H, W, 3) RGB image: confident ones first, each tier largest
-    first.
+    """All faces in a uint8 (H, W, 3) RGB image, largest first: those scoring at least
+    CONFIDENT_SCORE, or, when there is none, those from MIN_SCORE up.
 
     `upsample` doubles the image that many times before detecting (finds smaller faces, 4x
     slower each time). With `auto_upsample`, an image where no confident face is found is
@@ -139,6 +140,8 @@ def _find(img: np.ndarray, method: Literal["hog", "mmod"], upsample: int, auto_u
         if max((s for _, s in retry), default=-np.inf) > max((s for _, s in rects),
                                                               default=-np.inf):
             rects = retry
+    if min_score is None and any(s >= CONFIDENT_SCORE[method] for _, s in rects):
+        rects = [(r, s) for r, s in rects if s >= CONFIDENT_SCORE[method]]
     h, w = img.shape[:2]
     found = []
     with _SHAPE5.use() as predictor:

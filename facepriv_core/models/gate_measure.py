@@ -61,7 +61,7 @@ def augmented_view(chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     angle = float(rng.uniform(-6, 6))
     scale = float(rng.uniform(0.93, 1.07))
-    dx, dy = (float(v) for v in rng.uniform(-5, 5, size=2))
+    dx, dy = (int(v) for v in rng.integers(-5, 6, size=2))
     w, h = img.size
     img = img.rotate(angle, resample=Image.Resampling.BILINEAR, translate=(dx, dy),
                      center=(w / 2, h / 2))
@@ -149,14 +149,15 @@ def measure_attribute(model: Any, task: str, data: GateData) -> dict[str, Any]:
     from facepriv_core.models.human_specs import RACE_LABEL_OF_SFHQ
 
     rows = data.sfhq_rows
+    truth: list[str]
     if task == "age":
         idx = [k for k, r in enumerate(rows) if r.age_years is not None]
         years = _predict(model, data.sfhq_chips[idx], "years").ravel()
-        truth = np.array([rows[k].age_years for k in idx], dtype=float)
-        rho = float(spearmanr(years, truth).statistic)
+        ages = np.array([rows[k].age_years for k in idx], dtype=float)
+        rho = float(spearmanr(years, ages).statistic)
         lo, hi = gate.spearman_interval(rho, len(idx))
-        medians = {f"{a:g}": round(float(np.median(years[truth == a])), 1)
-                   for a in np.unique(truth)}
+        medians = {f"{a:g}": round(float(np.median(years[ages == a])), 1)
+                   for a in np.unique(ages)}
         return {"task": task, "metric": "spearman", "value": round(rho, 4),
                 "ci": [round(lo, 4), round(hi, 4)], "n": len(idx),
                 "median_years_by_label": medians}
