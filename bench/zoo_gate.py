@@ -1,9 +1,10 @@
 """Measure the zoo gate for every model that can load here; `--write` records the figures.
 
     python bench/zoo_gate.py                 # measure and print, change nothing
-    python bench/zoo_gate.py --write         # also write assets/model_cards/zoo_gate.json
+    python bench/zoo_gate.py --write         # also write facepriv_core/model_cards/zoo_gate.json
                                              # and the "Zoo gate" section of every card
     python bench/zoo_gate.py --models mobilefacenet,oarriaga-gender
+    python bench/zoo_gate.py --cards-only    # re-render the cards' sections from the JSON
 
 Models that cannot load here (deepface without its weights, npm models not fetched) are
 skipped and keep their previous record. The bounds are in facepriv_core/models/gate.py.
@@ -28,8 +29,9 @@ BEGIN, END = "<!-- zoo-gate:begin -->", "<!-- zoo-gate:end -->"
 def card_section(names: list[str], records: dict[str, dict[str, Any]]) -> str:
     """The generated "Zoo gate" section of one card (every model sharing it)."""
     lines = [BEGIN, "## Zoo gate", "",
-             "Measured by `python bench/zoo_gate.py --write` (figures in "
-             "`assets/model_cards/zoo_gate.json`; bounds in `facepriv_core/models/gate.py`).",
+             "Measured by `python bench/zoo_gate.py --write` (figures in",
+             "`facepriv_core/model_cards/zoo_gate.json`, bounds in",
+             "`facepriv_core/models/gate.py`). A model that fails is not offered.",
              ""]
     for name in names:
         record = records.get(name)
@@ -71,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding olivetti/ and sfhq/ (default ../shared/data)")
     parser.add_argument("--models", default="", help="comma-separated names (default: all)")
     parser.add_argument("--write", action="store_true", help="record the figures")
+    parser.add_argument("--cards-only", action="store_true",
+                        help="measure nothing: rewrite the cards' sections from the JSON")
     args = parser.parse_args(argv)
+    if args.cards_only:
+        for card in update_cards(zoo.gate_records()):
+            print(f"updated {card.relative_to(ROOT)}")
+        return 0
 
     wanted = [m for m in args.models.split(",") if m] or [s.name for s in zoo.list_models()]
     loadable = []

@@ -12,7 +12,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     from facepriv_core import models
 
     rows = [
-        {k: s.as_dict()[k] for k in ("name", "task", "available", "reason", "licence")}
+        {k: s.as_dict()[k] for k in ("name", "task", "available", "reason", "licence", "gate")}
         for s in models.list(args.task)
     ]
     if args.json:
