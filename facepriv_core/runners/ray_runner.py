@@ -7,7 +7,9 @@ shards it runs. Workers ask for a GPU when the cluster has any. An audit is spli
 shard per attack (the whole audit for a keyed defence whose key is not reproducible: its
 attacks must all see the same draw of the key), a sweep into one audit per point; faces are
 aligned once here and shared through the object store. Progress is reported per finished
-shard; cancel stops the pending shards and ends the workers' current ones.
+shard; cancel stops the pending shards and ends the workers' current ones. On a local
+cluster the numbers equal the local runner's exactly; on other machines they may differ in
+the last digits (other CPUs and thread counts sum in another order).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ class RunCancelled(Cancelled):
 class _Worker:
     """One worker process: runs audits and calls, keeping the zoo's model cache warm."""
 
+    def __init__(self, threads: int | None) -> None:
+        if threads:  # as many as the local runner uses, so float sums add in the same order
+            import torch
+
+            torch.set_num_threads(threads)
+
     def audit(self, spec: Any, faces: Any) -> tuple[Any, dict[str, Any]]:
         from facepriv_core.audit import runner
 
@@ -55,6 +63,13 @@ class RayRunner(Runner):
 
     def __init__(self, address: str | None = None, workers: int | None = None) -> None:
         self._owns_ray = not ray.is_initialized()
+        #: on a local cluster, workers use the local runner's torch thread count: Ray gives
+        #: each 1, and a different count sums convolutions in a different order (last digits)
+        self._threads: int | None = None
+        if not address:
+            import torch
+
+            self._threads = torch.get_num_threads()
         if self._owns_ray:
             paths = [_package_root(), *filter(None, os.environ.get("PYTHONPATH", "").split(":"))]
             options: dict[str, Any] = {
@@ -76,8 +91,9 @@ class RayRunner(Runner):
         if not self._workers:
             gpu = 1 if self.gpus >= self.n_workers else (self.gpus / self.n_workers
                                                          if self.gpus else 0)
-            self._workers = [_Worker.options(num_cpus=1, num_gpus=gpu).remote()  # type: ignore[attr-defined]
-                             for _ in range(self.n_workers)]
+            self._workers = [
+                _Worker.options(num_cpus=1, num_gpus=gpu).remote(self._threads)  # type: ignore[attr-defined]
+                for _ in range(self.n_workers)]
         return self._workers
 
     def _gather(self, refs: list[Any], stage: str, progress: Progress | None,
