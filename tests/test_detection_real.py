@@ -107,6 +107,20 @@ def test_auto_detector_and_unknown_detector(astronaut: np.ndarray) -> None:
         detect(astronaut, "haar")  # type: ignore[arg-type]
 
 
+def test_auto_falls_back_to_mmod_where_hog_finds_nothing() -> None:
+    """scikit-image's cameraman (a real photo, face turned to the camera's eyepiece): HOG
+    finds no face, MMOD does, and auto takes MMOD's."""
+    from skimage import data
+
+    img = np.stack([data.camera()] * 3, axis=-1)
+    assert detect(img, "hog") == []
+    (face,) = detect(img, "auto")
+    assert _inside(face.box, (170, 100, 270, 210))
+    with pytest.raises(NoFaceFoundError):
+        detect_and_align(img)
+    assert detect_and_align(img, method="auto").faces_found == 1
+
+
 def _two_faces(astronaut: np.ndarray) -> np.ndarray:
     canvas = np.full((770, 1300, 3), 255, np.uint8)
     canvas[100:612, :512] = astronaut
@@ -161,3 +175,13 @@ def test_every_detecting_verb_offers_the_detector_flag(verb: str) -> None:
     assert "--detector" in proc.stdout and "{hog,mmod,auto}" in proc.stdout
     if verb != "verify":
         assert "--face-index" in proc.stdout
+
+
+def test_audit_json_reports_the_face_used(astronaut: np.ndarray, tmp_path: Path) -> None:
+    path = tmp_path / "two.png"
+    Image.fromarray(_two_faces(astronaut)).save(path)
+    proc = _cli("audit", "--defence", "blur", "--image", str(path), "--face-index", "1",
+                "--detector", "hog", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["faces_found"] == 2 and out["face_used"][2] < 512  # the smaller, left face
