@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Status = Literal["leaks", "inconclusive", "no_leak", "utility"]
 
 
 class RuleOutcome(BaseModel):
     """One declared rule evaluated on one result (the verdict keeps all of them)."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # NaN/inf survive a JSON round trip
 
     metric: str
     subject: str = ""
@@ -39,6 +41,8 @@ class RuleOutcome(BaseModel):
 
 class Verdict(BaseModel):
     """An attack's verdict: the headline rule's numbers and one sentence for people."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # NaN/inf survive a JSON round trip
 
     leaks: bool
     metric: str
@@ -58,6 +62,7 @@ class OverallVerdict(BaseModel):
 
     leaks: bool
     reason: str
+    status: Status = "no_leak"
 
 
 @dataclass(frozen=True)
@@ -178,9 +183,9 @@ def judge(rules: Sequence[Rule], phrasing: Phrasing, seed: int = 0,
             reason = f"{phrasing.leak}{strongest}: " + "; ".join(numbers(i) for i in shown)
     elif head.status == "inconclusive":
         side = "above" if head.higher_leaks else "below"
-        reason = (f"inconclusive: {numbers(h)}{strongest} is {side} it, but the 95% CI "
-                  f"[{fmt(head.ci[0])}, {fmt(head.ci[1])}] reaches it; audit more faces to be "
-                  "sure")
+        reason = (f"not shown that {phrasing.leak}: {numbers(h)}{strongest} is {side} it, "
+                  f"but the 95% CI [{fmt(head.ci[0])}, {fmt(head.ci[1])}] reaches it; audit "
+                  "more faces to be sure")
     elif counted:
         reason = (f"{phrasing.safe} for any of {len(finite)} {phrasing.subjects}: best "
                   f"{numbers(h)} ({rule.subject})")
@@ -203,12 +208,14 @@ def overall(verdicts: Mapping[str, Verdict | None], defence: str = "the defence"
     if leaking:
         parts = "; ".join(f"{k}: {v.reason}" for k, v in leaking.items())
         return OverallVerdict(
-            leaks=True, reason=f"{defence} leaks to {len(leaking)} of {len(judged)} attacks "
-                               f"({', '.join(leaking)}). {parts}")
+            leaks=True, status="leaks",
+            reason=f"{defence} leaks to {len(leaking)} of {len(judged)} attacks "
+                   f"({', '.join(leaking)}). {parts}")
     unsure = [k for k, v in judged.items() if v.status == "inconclusive"]
     tail = (f"; inconclusive for {', '.join(unsure)}: audit more faces" if unsure else "")
     return OverallVerdict(
-        leaks=False, reason=f"no leak shown for {defence} by {len(judged)} attack"
+        leaks=False, status="inconclusive" if unsure else "no_leak",
+        reason=f"no leak shown for {defence} by {len(judged)} attack"
                             f"{'s' if len(judged) != 1 else ''} ({', '.join(judged)}){tail}")
 
 

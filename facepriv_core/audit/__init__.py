@@ -3,6 +3,7 @@
 spec.py holds the models, stats.py the bootstrap, runner.py the run and sweep, export.py tables.
 """
 
+from facepriv_core.audit.curves import Curve, CurvePoint, curve_data, curves_data
 from facepriv_core.audit.export import TABLE_METRICS, table, table_csv
 from facepriv_core.audit.runner import (
     Cancel,
@@ -24,12 +25,16 @@ __all__ = [
     "AuditResult",
     "AuditSpec",
     "Cancel",
+    "Curve",
+    "CurvePoint",
     "Estimate",
     "Faces",
     "Progress",
     "SweepPoint",
     "SweepResult",
     "bootstrap_ci",
+    "curve_data",
+    "curves_data",
     "environment",
     "load_faces",
     "run",

@@ -19,20 +19,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from facepriv_core import __version__, datasets, defences, faces, metrics, models
 from facepriv_core import attacks as attack_registry
 from facepriv_core.attacks.base import AttackCase, check_cancel
 from facepriv_core.audit.spec import AuditResult, AuditSpec, Estimate, KeyInfo, public_params
 from facepriv_core.audit.stats import bootstrap_ci
+from facepriv_core.audit.utility import verification_accuracy
 from facepriv_core.defences.base import LazyMetrics, Protected
 from facepriv_core.defences.keys import key_source
 from facepriv_core.embedding import embed_batched
 from facepriv_core.errors import UsageError
 from facepriv_core.faces import chips_to_tensor, tensor_to_chips
 from facepriv_core.validation import validate
-from facepriv_core.verdicts import Verdict, overall
+from facepriv_core.verdicts import OverallVerdict, Verdict, overall
 
 Progress = Callable[[str, int, int], None]
 Cancel = Callable[[], bool]
@@ -147,6 +148,22 @@ def estimates(spec: AuditSpec, rows: list[dict[str, Any]],
     return utility, attack_estimates
 
 
+def service_verification(utility: dict[str, Estimate], authorised: torch.Tensor,
+                         clean: torch.Tensor, identities: np.ndarray, seed: int, n: int
+                         ) -> dict[str, str]:
+    """Add the authorised service's verification accuracy on the protected wire (and on the
+    clean faces, for reference) to `utility`; return how each was measured or why skipped."""
+    notes: dict[str, str] = {}
+    for name, emb in (("verification_accuracy", authorised),
+                      ("verification_accuracy_clean", clean)):
+        est, how = verification_accuracy(emb.float().cpu().numpy()[:n], identities, seed=seed)
+        notes[name] = how if name == "verification_accuracy" else how.replace(
+            "through the defence's authorised service", "on the clean faces (reference)")
+        if est is not None:
+            utility[name] = est
+    return notes
+
+
 def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None = None,
         faces: Faces | None = None) -> AuditResult:
     """Run the audit the spec describes. `faces`, when given, are the already-aligned faces to
@@ -227,6 +244,8 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
             row.update({f"{a.name}.{k}": v for k, v in per.items()})
 
     utility, attack_estimates = estimates(spec, rows, attack_out, dict(protected.metrics))
+    notes = service_verification(utility, authorised, clean, data.identities, spec.seed,
+                                 len(rows))
     out = AuditResult(
         spec=spec, spec_hash=spec.spec_hash(), defence=spec.defence,
         wire_kind=protected.wire_kind, wire_shape=list(protected.wire_shape),
@@ -234,6 +253,7 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
         failures=data.failures, detections=data.detections, timings=timings,
         environment=environment(device), key=key,
         verdicts=verdicts, overall_verdict=overall(verdicts, defence_label(spec)),
+        notes=notes,
     )
     out.images.update({"original": data.chips, "protected": protected.preview,
                        **reconstructions})
@@ -241,15 +261,31 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
 
 
 class SweepPoint(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # NaN/inf survive a JSON round trip
+
     value: Any
     utility: dict[str, float]
     attacks: dict[str, dict[str, float]]
+    verdicts: dict[str, Verdict] = Field(default_factory=dict)
+    overall_verdict: OverallVerdict | None = None
+    notes: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, value: Any, result: AuditResult) -> SweepPoint:
+        summary = result.summary()
+        return cls(value=value, utility=summary["utility"], attacks=summary["attacks"],
+                   verdicts=result.verdicts, overall_verdict=result.overall_verdict,
+                   notes=result.notes)
 
 
 class SweepResult(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # NaN/inf survive a JSON round trip
+
     defence: str
     param: str
     points: list[SweepPoint]
+    reference: SweepPoint | None = Field(
+        None, description="the same faces and attacks with no defence (sweep reference=True)")
 
     def curve(self, privacy: str, utility: str = "utility_cosine") -> list[tuple[Any, float,
                                                                                 float]]:
@@ -259,18 +295,35 @@ class SweepResult(BaseModel):
 
 
 def sweep(spec: AuditSpec, param: str, values: Sequence[Any], progress: Progress | None = None,
-          cancel: Cancel | None = None, faces: Faces | None = None) -> SweepResult:
+          cancel: Cancel | None = None, faces: Faces | None = None, reference: bool = False
+          ) -> SweepResult:
     """Run the audit once per value of one defence parameter: privacy-vs-utility curve data.
-    The faces are aligned once and shared by every point."""
+    The faces are aligned once and shared by every point. `reference` also audits the same
+    faces with no defence (the "no defence" point of the curve; attacks that do not apply to
+    an unprotected image are left out of it). Plot with `audit.curves.curve_data`."""
     faces = faces if faces is not None else load_faces(spec)
     points = []
+    total = len(values) + int(reference)
     for i, value in enumerate(values):
         point_spec = spec.model_copy(update={"defence_params": {**spec.defence_params,
                                                                 param: value}})
-        result = run(point_spec, cancel=cancel, faces=faces)
-        summary = result.summary()
-        points.append(SweepPoint(value=value, utility=summary["utility"],
-                                 attacks=summary["attacks"]))
+        points.append(SweepPoint.of(value, run(point_spec, cancel=cancel, faces=faces)))
         if progress:
-            progress(f"sweep {param}", i + 1, len(values))
-    return SweepResult(defence=spec.defence, param=param, points=points)
+            progress(f"sweep {param}", i + 1, total)
+    ref = None
+    if reference:
+        ref = SweepPoint.of("no defence", run(no_defence_spec(spec), cancel=cancel,
+                                              faces=faces))
+        if progress:
+            progress(f"sweep {param}", total, total)
+    return SweepResult(defence=spec.defence, param=param, points=points, reference=ref)
+
+
+def no_defence_spec(spec: AuditSpec) -> AuditSpec:
+    """The spec with defence 'none' and only the attacks that apply to a plain image."""
+    plain = defences.get("none")
+    probe = plain.protect(torch.zeros(1, 3, 150, 150), plain.Params(),
+                          torch.Generator().manual_seed(0))
+    kept = [a for a in spec.attacks
+            if attack_registry.get(a.name).applicable(probe, plain) is None]
+    return spec.model_copy(update={"defence": "none", "defence_params": {}, "attacks": kept})

@@ -13,13 +13,12 @@ from facepriv_core.verdicts import OverallVerdict, Verdict
 
 #: Defence params that make a secret key (a reproducible key's seed): never printed, reported
 #: or put in a summary.
-SECRET_PARAMS = frozenset({"shuffle_seed", "key_seed", "key", "seed_key"})
+SECRET_PARAMS = frozenset({"shuffle_seed", "shuffle1_seed", "key_seed", "key", "seed_key"})
 
 
 def public_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Defence params fit to show: the seed of a reproducible key is replaced by 'set'."""
-    return {k: ("set (not shown)" if k in SECRET_PARAMS and v is not None else v)
-            for k, v in params.items()}
+    """Defence params fit to show: those that are or make a key are left out."""
+    return {k: v for k, v in params.items() if k not in SECRET_PARAMS}
 
 
 class AttackSpec(BaseModel):
@@ -80,6 +79,8 @@ class KeyInfo(BaseModel):
 
 
 class Estimate(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # NaN/inf survive a JSON round trip
+
     mean: float
     ci_low: float
     ci_high: float
@@ -87,6 +88,8 @@ class Estimate(BaseModel):
 
 
 class AuditResult(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # NaN/inf survive a JSON round trip
+
     spec: AuditSpec
     spec_hash: str
     defence: str

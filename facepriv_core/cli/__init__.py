@@ -20,6 +20,7 @@ from facepriv_core.cli import (
     models_cmd,
     plugins_cmd,
     protect_cmd,
+    report_cmd,
     serve_cmd,
     train_cmd,
     verify_cmd,
@@ -28,8 +29,8 @@ from facepriv_core.cli._common import UsageError, parse_sets
 
 __all__ = ["UsageError", "build_parser", "main", "parse_sets"]
 
-VERBS = (models_cmd, plugins_cmd, data_cmd, verify_cmd, protect_cmd, audit_cmd, train_cmd,
-         serve_cmd)
+VERBS = (models_cmd, plugins_cmd, data_cmd, verify_cmd, protect_cmd, audit_cmd, report_cmd,
+         train_cmd, serve_cmd)
 
 
 class Parser(argparse.ArgumentParser):

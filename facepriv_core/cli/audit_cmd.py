@@ -57,8 +57,7 @@ def verdict_lines(summary: dict[str, Any]) -> list[str]:
     from facepriv_core.verdicts import fmt
 
     overall = summary.get("overall_verdict", {})
-    lines = [f"verdict: {'LEAKS' if overall.get('leaks') else 'no leak shown'}: "
-             f"{overall.get('reason', '')}"]
+    lines = [f"verdict: {overall.get('reason', '')}"]
     for attack, v in summary.get("verdicts", {}).items():
         badge = {"leaks": "LEAKS", "inconclusive": "inconclusive", "utility": "utility"}.get(
             v.get("status", ""), "no leak")
@@ -79,6 +78,7 @@ def _scalar(text: str) -> Any:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from facepriv_core import audit
     from facepriv_core.progress import terminal_progress
 
     spec = audit_spec_from_args(args)
@@ -88,12 +88,32 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     bar = terminal_progress(f"sweep {args.param}")
     with runner_from_args(args) as runner:
         result = runner.sweep(spec, args.param, values, progress=lambda _s, d, t: bar(d, t))
+        if args.reference:
+            from facepriv_core.audit.runner import SweepPoint, no_defence_spec
+
+            result.reference = SweepPoint.of("no defence", runner.audit(no_defence_spec(spec)))
     if args.out:
         from pathlib import Path
 
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "sweep.json").write_text(result.model_dump_json(indent=2))
-    print_out(result.model_dump(), args.json)
+    curve = audit.curve_data(result)
+    if args.json:
+        print_out({**result.model_dump(), "curve": curve.model_dump()}, True)
+        return 0
+    from facepriv_core.verdicts import fmt
+
+    print(f"sweep of {result.defence}.{result.param}: x = {curve.x_label}, "
+          f"y = {curve.y_label}" + (f" (chance {fmt(curve.chance)})"
+                                    if curve.chance is not None else ""))
+    for p, cp in zip(result.points, curve.points, strict=True):
+        verdict = p.overall_verdict.reason if p.overall_verdict else ""
+        print(f"  {cp.label}: x={fmt(cp.x)} y={fmt(cp.y)}"
+              + (f" ({cp.detail})" if cp.detail else "") + f"  {verdict}")
+    if curve.reference is not None:
+        print(f"  no defence: x={fmt(curve.reference.x)} y={fmt(curve.reference.y)}")
+    if curve.caution:
+        print(f"caution: {curve.caution}")
     return 0
 
 
@@ -106,4 +126,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_audit_flags(sw)
     sw.add_argument("--param", required=True, help="the defence parameter to sweep")
     sw.add_argument("--values", required=True, help="comma-separated values")
+    sw.add_argument("--reference", action="store_true",
+                    help="also audit the faces with no defence (the curve's reference point)")
     sw.set_defaults(func=cmd_sweep)

@@ -13,6 +13,8 @@ from typing import Any
 from facepriv_core.audit.spec import AuditResult, AuditSpec
 
 _UTILITY_ROW_KEYS = ("utility_cosine", "ssim", "psnr")
+#: Utility estimates every shard measures over all the faces (kept with their intervals).
+_WHOLE_SET_KEYS = ("verification_accuracy", "verification_accuracy_clean")
 
 
 def shard_specs(spec: AuditSpec) -> list[AuditSpec]:
@@ -48,8 +50,10 @@ def merge_attack_shards(spec: AuditSpec, parts: list[AuditResult]) -> AuditResul
     order = list(dict.fromkeys(a.name for a in spec.attacks))
     attack_out = {n: [{k[len(n) + 1:]: v for k, v in row.items() if k.startswith(f"{n}.")}
                       for row in rows] for n in order}
-    wire_metrics = {k: v.mean for k, v in base.utility.items() if k not in _UTILITY_ROW_KEYS}
+    wire_metrics = {k: v.mean for k, v in base.utility.items()
+                    if k not in _UTILITY_ROW_KEYS + _WHOLE_SET_KEYS}
     utility, attack_estimates = estimates(spec, rows, attack_out, wire_metrics)
+    utility.update({k: base.utility[k] for k in _WHOLE_SET_KEYS if k in base.utility})
     verdicts = {n: verdicts[n] for n in order if n in verdicts}
     merged = base.model_copy(update={
         "spec": spec, "spec_hash": spec.spec_hash(), "utility": utility,

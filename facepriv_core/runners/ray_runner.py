@@ -149,9 +149,7 @@ class RayRunner(Runner):
         points = []
         for value, (result, _) in zip(values, self._gather(refs, f"sweep {param}", progress,
                                                            cancel), strict=True):
-            summary = result.summary()
-            points.append(SweepPoint(value=value, utility=summary["utility"],
-                                     attacks=summary["attacks"]))
+            points.append(SweepPoint.of(value, result))
         return SweepResult(defence=spec.defence, param=param, points=points)
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
