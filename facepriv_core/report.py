@@ -417,7 +417,8 @@ def _metric_table(values: Mapping[str, float], cis: Mapping[str, list[float]],
     for k, v in values.items():
         d = doc(k, section)  # type: ignore[arg-type]
         ci = cis.get(k)
-        ci_text = (f"{fmt(ci[0])} - {fmt(ci[1])}" if ci and ci[0] != ci[1] else "")
+        ci_text = (f"{fmt(ci[0])} - {fmt(ci[1])}" if ci and ci[0] != ci[1]
+                   and np.isfinite(ci).all() else "")
         rows.append(f"<tr><td title='{_esc(d.help)}'>{_esc(d.title)}<br>"
                     f"<span class='muted'>{_esc(k)}</span></td>"
                     f"<td class='num'>{_esc(fmt(float(v)))}</td><td class='num'>{ci_text}</td>"

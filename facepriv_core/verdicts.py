@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Status = Literal["leaks", "inconclusive", "no_leak", "utility"]
 
@@ -63,6 +63,14 @@ class OverallVerdict(BaseModel):
     leaks: bool
     reason: str
     status: Status = "no_leak"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status_follows_leaks(cls, data: Any) -> Any:
+        """A leaking verdict saved without a status reads as 'leaks', not the default."""
+        if isinstance(data, dict) and "status" not in data and data.get("leaks"):
+            return {**data, "status": "leaks"}
+        return data
 
 
 @dataclass(frozen=True)

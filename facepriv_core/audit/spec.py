@@ -7,7 +7,7 @@ import json
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from facepriv_core.verdicts import OverallVerdict, Verdict
 
@@ -85,6 +85,12 @@ class Estimate(BaseModel):
     ci_low: float
     ci_high: float
     n: int
+
+    @field_validator("mean", "ci_low", "ci_high", mode="before")
+    @classmethod
+    def _null_is_nan(cls, v: Any) -> Any:
+        """Results saved before NaN survived JSON hold null where a value was undefined."""
+        return float("nan") if v is None else v
 
 
 class AuditResult(BaseModel):
