@@ -102,7 +102,12 @@ def _y(point: SweepPoint, key: str) -> tuple[float, str, float]:
         value, chance = _rule(point, attack, "srra")
         return value, "", chance
     value = float(point.attacks.get(attack, {}).get(metric, np.nan))
-    return value, "", _rule(point, attack, metric)[1]
+    chance = _rule(point, attack, metric)[1]
+    if not np.isfinite(chance) and "@" not in metric:  # 'rank1' is judged as 'rank1@MODEL'
+        v = point.verdicts.get(attack)
+        chance = next((o.threshold for o in (v.rules if v else [])
+                       if o.metric.startswith(f"{metric}@")), float("nan"))
+    return value, "", chance
 
 
 def curve_data(sweep: SweepResult, x: str | None = None, y: str | None = None) -> Curve:
@@ -133,6 +138,9 @@ def curve_data(sweep: SweepResult, x: str | None = None, y: str | None = None) -
         rx = _x(sweep.reference, x)
         ref = CurvePoint(label="no defence", x=rx, y=ry, detail=who)
     finite = [c for c in chances if np.isfinite(c)]
+    if y is None and y_key == "identity.rank1":
+        caution += ("Only the authorised recogniser ran, so y is its rank-1; run identity "
+                    "with other recognisers for the unauthorised view. ")
     if sweep.points and not finite:
         caution += "No verdict rule for this y metric: no chance level to draw. "
     faces = max((v.n for p in sweep.points for v in p.verdicts.values()), default=0)
