@@ -172,7 +172,7 @@ def test_upload_protect_attack_keeps_state_with_screenshots(server: str, browser
     _settle(page)
     card_text = page.locator("[data-testid=stMain]").inner_text()
     assert "face: upload visitor.png" in card_text and "kernel=15" in card_text
-    assert re.search(r"identity: (LEAKS|HOLDS|INCONCLUSIVE)|no verdict rule", card_text)
+    assert re.search(r"identity: (LEAKS|HOLDS|INCONCLUSIVE)", card_text)  # the verdict badge
 
     # switch defence: the earlier card keeps its own wire
     page.get_by_text("Change the defence").click()
@@ -187,6 +187,8 @@ def test_upload_protect_attack_keeps_state_with_screenshots(server: str, browser
     assert "what the server received (pixelate)" in all_captions
     _no_tracebacks(page)
     page.screenshot(path=str(shots / "3_attack.png"), full_page=True)
+    page.get_by_text(re.compile(r"^Run history")).scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "3b_attack_history.png"))
 
     for i, name in enumerate(PAGES[3:], start=4):
         _go(page, name)
@@ -198,6 +200,9 @@ def test_upload_protect_attack_keeps_state_with_screenshots(server: str, browser
                 timeout=240_000)
             _settle(page)
             assert page.locator("[data-testid=stDataFrame]").count() >= 1
+        if name == "Report":
+            page.get_by_role("button", name="Download HTML").wait_for(timeout=120_000)
+            assert "Verdict summary" in page.locator("[data-testid=stMain]").inner_text()
         _no_tracebacks(page)
         page.screenshot(path=str(shots / f"{i}_{name.lower()}.png"), full_page=True)
     assert "#1 identity on blur" in page.locator("[data-testid=stMain]").inner_text()
