@@ -38,8 +38,7 @@ if include_faces:
 st.subheader("Verdict summary")
 rows = summary_rows(history)
 if rows:
-    st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={"reason": st.column_config.TextColumn(width="large")})
+    st.table(rows)  # a table, not a grid: the reasons wrap and read in full
 else:
     st.caption("No verdicts yet in this session's runs.")
 

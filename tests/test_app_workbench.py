@@ -164,7 +164,7 @@ def test_report_has_front_matter_summary_and_no_faces_by_default(app: AppTest) -
     listed = " ".join(m.value for m in app.markdown)
     assert "#1 identity on pixelate" in listed and "protect with pixelate" in listed
     assert "Verdict summary" in [s.value for s in app.subheader]
-    summary = app.dataframe[0].value
+    summary = app.table[0].value
     attack_run = app.session_state["_runs"][0]
     assert attack_run.output.verdict.reason in list(summary["reason"])
     assert summary["verdict"].iloc[0] in ("leaks", "inconclusive", "no leak")
