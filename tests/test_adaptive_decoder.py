@@ -49,7 +49,7 @@ def test_refuses_wires_it_cannot_undo(chips: torch.Tensor) -> None:
 
 def test_short_training_runs(chips: torch.Tensor, sfhq_dir: Path, cache: Path,
                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FACEPRIV_CACHE", str(cache))
+    monkeypatch.setenv("FACEPRIV_CACHE_DIR", str(cache))
     attack = attacks.get("adaptive_decoder")
     case = make_case(chips[:3], "pixelate", block=16)
     params = attack.Params(aux=f"sfhq:{sfhq_dir}", aux_limit=8, epochs=1, batch_size=4)
@@ -72,7 +72,7 @@ def test_short_training_runs(chips: torch.Tensor, sfhq_dir: Path, cache: Path,
 def test_adaptive_beats_naive(chips: torch.Tensor, sfhq_dir: Path, cache: Path,
                               monkeypatch: pytest.MonkeyPatch, name: str,
                               params: dict[str, int]) -> None:
-    monkeypatch.setenv("FACEPRIV_CACHE", str(cache))
+    monkeypatch.setenv("FACEPRIV_CACHE_DIR", str(cache))
     attack = attacks.get("adaptive_decoder")
     case = make_case(chips, name, **params)
     start = time.perf_counter()

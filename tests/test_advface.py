@@ -37,7 +37,7 @@ def aux_env(chips: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Iter
     cache = tmp_path_factory.mktemp("facepriv-cache")
     aux = chips[N_VICTIMS:]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACEPRIV_CACHE", str(cache))
+        mp.setenv("FACEPRIV_CACHE_DIR", str(cache))
         mp.setattr(advface, "load_aux", lambda spec, limit, seed=0, use_cache=True:
                    (aux[:limit], [str(i) for i in range(limit)], np.zeros((limit, 128))))
         yield cache
@@ -141,7 +141,7 @@ def test_trained_shadow_and_transfer_to_attacker_decoder(sfhq_faces, tmp_path: P
     victims = chips_to_tensor(all_chips[:n_victims])
     shadow_aux = all_chips[n_victims:n_victims + n_aux]
     attacker_aux = all_chips[n_victims + n_aux:]
-    monkeypatch.setenv("FACEPRIV_CACHE", str(tmp_path))
+    monkeypatch.setenv("FACEPRIV_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(advface, "load_aux", lambda spec, limit, seed=0, use_cache=True:
                         (shadow_aux[:limit], None, None))
     p, seconds = protect(victims, aux_limit=n_aux, decoder_epochs=epochs, steps=20)

@@ -153,7 +153,7 @@ def test_train_decoder_learns_and_cancels(chips: torch.Tensor) -> None:
 def test_decoder_reconstructs_split_features(sfhq_dir: Path, chips: torch.Tensor,
                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                              ) -> None:
-    monkeypatch.setenv("FACEPRIV_CACHE", str(tmp_path))
+    monkeypatch.setenv("FACEPRIV_CACHE_DIR", str(tmp_path))
     attack = attacks.get("decoder_inversion")
     case = make_case(chips, "split")
     aux = f"sfhq:{sfhq_dir}"
