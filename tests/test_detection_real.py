@@ -86,7 +86,8 @@ def test_weak_real_face_is_kept_that_the_old_floor_lost(olivetti_path: Path) -> 
 
 
 def test_small_face_in_a_large_frame_is_retried_upsampled(astronaut: np.ndarray) -> None:
-    """Over 1 MP the retry used to be skipped: a 60 px face in a 1600x1200 frame was lost."""
+    """Over 1 MP the retry used to be skipped: the astronaut shrunk to 180 px (a ~30 px face)
+    in a 1600x1200 frame was lost."""
     small = np.asarray(Image.fromarray(astronaut).resize((180, 180), Image.Resampling.BICUBIC))
     img = _paste(small, _frame(0), 700, 500)
     assert detect(img, auto_upsample=False) == []

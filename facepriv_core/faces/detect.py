@@ -36,17 +36,17 @@ DETECT_MAX_SIDE = 2000
 # MMOD runs on a copy of at most this side: it then finds faces down to ~4 % of the frame in
 # seconds, where the full 2000 px costs 30-50 s on a CPU.
 MMOD_MAX_SIDE = 1000
-# Detections scoring below MIN_SCORE are dropped; those from CONFIDENT_SCORE up are taken
-# before weaker ones, whatever their size. Measured with `python bench/hog_floor.py` (real
-# Olivetti photos upscaled to 128-256 px and SFHQ crops at 0.5-1.5x, alone and composited into
-# frames of face-free pictures): the best false positive on those backgrounds scores 0.06 and
-# on skimage's astronaut (patches of her suit) 0.16, while real faces go down to -0.49
-# (Olivetti's tight 64 px greyscale crops; SFHQ's lowest is 0.62) and a clear 385 px frontal
-# face of a real photo scored 0.21. So 0.1 keeps real faces a floor of 0.3 lost, and weak
-# detections (under CONFIDENT_SCORE, 0.3, where no false positive was seen) count only in an
-# image where nothing scores 0.3: a weak false positive beside a real face is neither taken
-# nor reported as a second face. MMOD keeps dlib's 0: its real faces score
-# about 1 and no false positive was seen.
+# Detections scoring below MIN_SCORE are dropped; weak ones (under CONFIDENT_SCORE) count only
+# in an image where nothing scores CONFIDENT_SCORE, so a weak false positive beside a real
+# face is neither taken nor reported as a second face. Measured with `python
+# bench/hog_floor.py` (420 real-photo cases: 30 Olivetti faces upscaled to 128-256 px and 40
+# SFHQ crops at 0.5-1.5x, each alone and composited into frames of face-free pictures): the
+# false positives on those backgrounds score at most 0.057 (14 of 116 at 0.0 or more, none at
+# 0.1), skimage's astronaut has suit patches at 0.16 beside her 0.3+ face; real faces go down
+# to -0.17 (Olivetti's tight greyscale crops; SFHQ's lowest is 0.62), and a clear 385 px
+# frontal face of a real photo scored 0.21. A floor of 0.1 loses 23 of the 420 faces (all
+# Olivetti) where 0.3 lost 50, and admits none of the false positives. MMOD keeps dlib's 0:
+# its real faces score about 1 and no false positive was seen.
 MIN_SCORE: dict[str, float] = {"hog": 0.1, "mmod": 0.0}
 CONFIDENT_SCORE: dict[str, float] = {"hog": 0.3, "mmod": 0.0}
 # Kept for callers of the old rule (images up to 1 MP were the only ones retried).
