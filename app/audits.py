@@ -135,20 +135,3 @@ def default_dataset() -> str:
     return next((d.spec for d in found if d.name == "olivetti"),
                 found[0].spec if found else "")
 
-
-def service_accuracy(faces: audit.Faces, defence: str, params: dict[str, Any], seed: int = 0,
-                     cancel: Any = None) -> float | None:
-    """The authorised service's verification accuracy on the protected wire of these faces
-    (engine: verification.verify_defence), or None when they hold no repeated person."""
-    import numpy as np
-
-    from facepriv_core import models, verification
-
-    _, counts = np.unique(faces.identities, return_counts=True)
-    if len(counts) < 2 or not (counts >= 2).any():
-        return None
-    d = defences.get(defence)
-    result = verification.verify_defence(faces.chips, np.asarray(faces.identities), d,
-                                         d.Params(**params), models.get("dlib-resnet"),
-                                         seed=seed, cancel=cancel)
-    return float(result.accuracy)

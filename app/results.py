@@ -24,14 +24,12 @@ def verdict_of(result: Any) -> Any:
     return getattr(result, "verdict", None)
 
 
-def metric_help(name: str, section: str | None = None) -> str | None:
+def metric_help(name: str, section: Literal["attack", "utility"] | None = None) -> str | None:
     """The engine's help text for a metric key ('rank1@faceres', 'identity.match_rate'...):
     what it measures and which way is worse (facepriv_core.metric_docs)."""
-    try:
-        from facepriv_core import metric_docs  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        return None
-    entry = metric_docs.doc(name, section) if section else metric_docs.doc(name)
+    from facepriv_core import metric_docs
+
+    entry = metric_docs.doc(name, section)
     return str(entry.text)
 
 

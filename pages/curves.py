@@ -4,7 +4,6 @@ with the "no defence" point and chance rank-1 as references."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import typing
 from typing import Any
@@ -12,17 +11,17 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from app.audits import default_dataset, load_dataset_faces, service_accuracy
-from app.charts import Curve, axis_label, axis_names, point_metrics, sweep_figure
+from app.audits import default_dataset, load_dataset_faces
+from app.charts import sweep_figure
 from app.defence_input import pick_defence, reproducible_key
 from app.face_input import context_bar
 from app.job_status import progress_block, status_text
 from app.params_form import dataset_picker, numeric_fields
 from app.state import add_run, kept_widget, runs
-from facepriv_core import attacks, audit, defences
+from facepriv_core import attacks, audit, metric_docs
 from facepriv_core.jobs import JobContext, JobStatus, default_runner
 
-VERIFICATION = "verification_accuracy"
+X_CHOICES = ("verification_accuracy", "utility_cosine", "ssim", "psnr")
 DATASET = "Dataset sample (recommended)"
 CURRENT = "Current face only"
 
@@ -70,38 +69,15 @@ def parse_values(text: str, kind: type) -> list[Any]:
 
 
 def sweep_job(ctx: JobContext, spec: audit.AuditSpec, param: str, values: list[Any],
-              faces: audit.Faces | None) -> Curve:
-    """The sweep, plus the no-defence audit on the same faces as the reference point."""
+              faces: audit.Faces | None) -> audit.SweepResult:
+    """The sweep with the no-defence reference on the same faces (engine: audit.sweep)."""
     if faces is None:
         ctx.report(0, len(values) + 1, phase="aligning the dataset sample")
         faces = load_dataset_faces(str(spec.dataset), int(spec.limit or 20), spec.seed)
-    ref_spec = spec.model_copy(update={  # attacks on a plain image only
-        "defence": "none", "defence_params": {},
-        "attacks": [a for a in spec.attacks if "image" in attacks.get(a.name).applies_to]})
-    ctx.report(0, len(values) + 1, phase="measuring the no-defence reference")
-    ref = audit.run(ref_spec, cancel=ctx.cancelled, faces=faces).summary()
-    result = audit.sweep(spec, param, values, cancel=ctx.cancelled, faces=faces,
-                         progress=lambda _s, done, total: ctx.report(
-                             done + 1, total + 1, phase=f"{param}: point {done}/{total}"))
-    reference = point_metrics(ref["utility"], ref["attacks"])
-    measured = all(VERIFICATION in p.utility for p in result.points)  # newer engines do
-    if not measured and not defences.get(spec.defence).optimising:  # these would run twice
-        for i, point in enumerate(result.points):
-            ctx.report(i, len(values), phase=f"service verification accuracy {i + 1}/"
-                                             f"{len(values)}")
-            accuracy = service_accuracy(faces, spec.defence, {**spec.defence_params,
-                                                              param: point.value}, spec.seed,
-                                        ctx.cancelled)
-            if accuracy is None:
-                break
-            point.utility[VERIFICATION] = accuracy
-    if VERIFICATION not in reference and any(VERIFICATION in p.utility for p in result.points):
-        clean = service_accuracy(faces, "none", {}, spec.seed, ctx.cancelled)
-        if clean is not None:
-            reference[VERIFICATION] = clean
-    n_ids = len(np.unique(faces.identities))
-    label = f"{spec.defence}: {param}"
-    return Curve(label, result, reference, 1.0 / n_ids if n_ids > 1 else None)
+    return audit.sweep(spec, param, values, cancel=ctx.cancelled, faces=faces, reference=True,
+                       progress=lambda _s, done, total: ctx.report(
+                           done, total, phase=f"{param}: point {done}/{total} (the last is "
+                                              "the no-defence reference)"))
 
 
 if st.button("Run sweep", type="primary", disabled=not chosen):
@@ -130,32 +106,42 @@ if st.button("Run sweep", type="primary", disabled=not chosen):
                    "one_face": source == CURRENT})
 
 
-def draw(curves: list[Curve], one_face: bool) -> None:
-    xs, ys = axis_names(curves)
-    if not xs or not ys:
-        st.info("These sweeps share no metric to draw: run them with the same attacks.")
-        return
+def draw(sweeps: list[audit.SweepResult], names: list[str]) -> None:
+    """The engine's curve data for these sweeps (default axes: the service's verification
+    accuracy and the strongest unauthorised recogniser's rank-1), on one chart."""
+    first = audit.curve_data(sweeps[0])
+    xs = list(dict.fromkeys([first.x_metric, *X_CHOICES]))
+    ys = list(dict.fromkeys([first.y_metric, *sorted(
+        f"{a}.{m}" for p in sweeps[0].points for a, ms in p.attacks.items() for m in ms)]))
     c1, c2 = st.columns(2)
-    x_name = c1.selectbox("Utility (x)", xs, key="curve_x", format_func=axis_label,
+    x_name = c1.selectbox("Utility (x)", xs, key="curve_x", format_func=_label,
                           help="default: what the authorised service achieves on the wire")
-    y_name = c2.selectbox("Privacy (y)", ys, key="curve_y", format_func=axis_label,
+    y_name = c2.selectbox("Privacy (y)", ys, key="curve_y", format_func=_label,
                           help="default: rank-1 identification by the strongest recogniser "
                                "the service did not authorise (lower = more private)")
-    if one_face:
-        st.caption("Some series were measured on one face only: read them with caution.")
-    st.plotly_chart(sweep_figure(curves, x_name, y_name), width="stretch")
+    curves = audit.curves_data(dict(zip(names, sweeps, strict=True)), x=x_name, y=y_name)
+    for name, c in zip(names, curves, strict=True):
+        if c.caution:
+            st.caption(f"{name}: {c.caution}")
+    st.plotly_chart(sweep_figure(curves, names), width="stretch")
+
+
+def _label(key: str) -> str:
+    from facepriv_core.audit.curves import X_LABELS, Y_LABELS
+
+    return X_LABELS.get(key) or Y_LABELS.get(key.partition(".")[2]) or \
+        f"{metric_docs.doc(key).title} ({key})"
 
 
 @st.fragment(run_every=1.0)
 def live() -> None:
-    done: list[Curve] = []
-    one_face = False
+    done: list[audit.SweepResult] = []
+    names: list[str] = []
     for run in runs("sweep"):
         handle = run.handle
         if handle.status == JobStatus.DONE:
-            done.append(dataclasses.replace(
-                handle.result, label=f"#{run.number} {run.defence} ({run.extra['param']})"))
-            one_face = one_face or run.extra["one_face"]
+            done.append(handle.result)
+            names.append(f"#{run.number} {run.defence} ({run.extra['param']})")
         elif handle.status == JobStatus.FAILED:
             st.error(f"{run.title} failed: {str(handle.error).split(': ', 1)[-1]}")
         elif handle.status == JobStatus.CANCELLED:
@@ -164,7 +150,7 @@ def live() -> None:
             st.markdown(f"**{run.title}**: {status_text(handle)}")
             progress_block(handle, key=f"sweep.{run.number}")
     if done:
-        draw(done, one_face)
+        draw(done, names)
 
 
 live()

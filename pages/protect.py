@@ -82,16 +82,13 @@ def show(run: Protection, sig: str) -> None:
     st.markdown("##### Utility: what the authorised service keeps")
     m = st.columns(4)
     m[0].metric("utility cosine", f"{utility:.4f}",
-                help=metric_help("utility_cosine") or "cosine between the authorised service's "
-                "embedding of the wire and the unprotected embedding: 1 = service unaffected")
+                help=metric_help("utility_cosine"))
     if protected.image is not None:
         shown = faces.tensor_to_chips(protected.image)[0]
         m[1].metric("SSIM to original", f"{metrics.ssim(face.face.chip150, shown):.3f}",
-                    help=metric_help("ssim") or "structural similarity of the protected image "
-                    "to the original: 1 = identical")
+                    help=metric_help("ssim"))
         m[2].metric("PSNR (dB)", f"{metrics.psnr(face.face.chip150, shown):.1f}",
-                    help=metric_help("psnr") or "peak signal-to-noise ratio to the original; "
-                    "higher = closer")
+                    help=metric_help("psnr"))
     for k, v in list(protected.metrics.items())[:1]:
         m[3].metric(k.replace("_", " "), f"{v:.3f}", help=metric_help(k))
 
@@ -103,11 +100,9 @@ def show(run: Protection, sig: str) -> None:
         agg = result.aggregates
         p = st.columns(3)
         p[0].metric("identity cosine (dlib-resnet)", f"{agg.get('cosine', float('nan')):.3f}",
-                    help=metric_help("cosine") or "cosine between the recogniser's embedding "
-                    "of the wire and of the original face")
+                    help=metric_help("cosine", "attack"))
         p[1].metric("matches the person", "yes" if agg.get("match_rate", 0) >= 0.5 else "no",
-                    help=metric_help("match_rate") or "the cosine clears the recogniser's "
-                    "verification threshold")
+                    help=metric_help("match_rate", "attack"))
         with p[2]:
             verdict_badge(verdict_of(result), "identity")
         st.caption("One face, the authorised recogniser only: the Attack page runs every "
