@@ -15,6 +15,8 @@ import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
+from facepriv_core.cancel import check_cancel
+
 Progress = Callable[[int, int], None]
 
 
@@ -139,8 +141,7 @@ def service_embeddings(chips: np.ndarray, defence: Any, params: Any, recogniser:
     rng = torch.Generator(device=torch.device(device)).manual_seed(seed)
     out = []
     for start in range(0, len(chips), batch_size):
-        if cancel is not None and cancel():
-            raise ProtectionCancelled("verification cancelled")
+        check_cancel(cancel, ProtectionCancelled, "verification cancelled")
         x = chips_to_tensor(chips[start:start + batch_size], device)
         protected = defence.protect(x, params, rng, cancel=cancel)
         with torch.no_grad():
