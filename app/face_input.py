@@ -19,6 +19,8 @@ from app.state import (
     sample_face,
     sample_image,
     set_face,
+    upload_cap_bytes,
+    upload_cap_text,
 )
 from facepriv_core import faces
 
@@ -32,7 +34,8 @@ def pick_face() -> CurrentFace | None:
         if current_face().label != SAMPLE_SHORT:
             set_face(SAMPLE_SHORT, sample_image(), sample_face())
         return current_face()
-    upload = st.file_uploader("Upload a face (JPEG, PNG, WebP)", key="face_upload",
+    upload = st.file_uploader(f"Upload a face (JPEG, PNG, WebP, GIF, BMP or TIFF; up to "
+                              f"{upload_cap_text()})", key="face_upload",
                               type=["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"])
     if upload is None:
         current = current_face()
@@ -45,7 +48,7 @@ def pick_face() -> CurrentFace | None:
     if seen == (upload.file_id, detector):
         return current_face()
     try:
-        image = faces.load_image(upload.getvalue())
+        image = faces.load_image(upload.getvalue(), max_bytes=upload_cap_bytes())
         aligned = faces.detect_and_align(image, method=detector)
     except faces.InputError as exc:
         st.error(str(exc), icon=":material/error:")

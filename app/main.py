@@ -11,18 +11,28 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts only app/ on the path
     sys.path.insert(0, str(ROOT))
 
+from app.errors import show_exception  # noqa: E402
 from app.sidebar import render_sidebar  # noqa: E402
+from app.state import session_id  # noqa: E402
+from facepriv_core.jobs import set_session  # noqa: E402
 
-st.set_page_config(page_title="FacePriv", page_icon=":material/shield_person:", layout="wide")
+# No page_icon and no page icons: the browser fetches a ":material/..." or emoji favicon from a
+# public CDN (fonts.gstatic.com), and a privacy tool makes no outbound call. Icons inside the
+# pages use the Material font Streamlit serves itself.
+st.set_page_config(page_title="FacePriv", layout="wide")
 
 navigation = st.navigation([
-    st.Page(ROOT / "pages" / "face.py", title="Face", icon=":material/face:", default=True),
-    st.Page(ROOT / "pages" / "protect.py", title="Protect", icon=":material/shield:"),
-    st.Page(ROOT / "pages" / "attack.py", title="Attack", icon=":material/swords:"),
-    st.Page(ROOT / "pages" / "compare.py", title="Compare", icon=":material/compare:"),
-    st.Page(ROOT / "pages" / "curves.py", title="Curves", icon=":material/show_chart:"),
-    st.Page(ROOT / "pages" / "benchmark.py", title="Benchmark", icon=":material/table:"),
-    st.Page(ROOT / "pages" / "report.py", title="Report", icon=":material/description:"),
+    st.Page(ROOT / "pages" / "face.py", title="Face", default=True),
+    st.Page(ROOT / "pages" / "protect.py", title="Protect"),
+    st.Page(ROOT / "pages" / "attack.py", title="Attack"),
+    st.Page(ROOT / "pages" / "compare.py", title="Compare"),
+    st.Page(ROOT / "pages" / "curves.py", title="Curves"),
+    st.Page(ROOT / "pages" / "benchmark.py", title="Benchmark"),
+    st.Page(ROOT / "pages" / "report.py", title="Report"),
 ])
-render_sidebar()
-navigation.run()
+set_session(session_id())  # jobs submitted by this run belong to this session (fair queue)
+try:
+    render_sidebar()
+    navigation.run()
+except Exception as exc:  # the last net: words, never a traceback or a class name
+    show_exception(exc, "This page")

@@ -59,13 +59,22 @@ def dataset_picker(label: str, default: str, key: str, help_text: str | None,
     `empty_means` labels the empty value, for fields whose engine default is this machine's
     own choice (e.g. the auxiliary set)."""
     from facepriv_core import data_sources
+    from facepriv_core.limits import current
 
+    # Hosted mode: no typed specs and no server paths shown, so visitors cannot probe which
+    # paths exist on the server; only the datasets found here, by name.
+    server_paths = current().server_paths
     found = data_sources.available_datasets()
-    labels = {d.spec: f"{d.name}: {d.description} ({d.path})" for d in found}
+    labels = {d.spec: f"{d.name}: {d.description}" + (f" ({d.path})" if server_paths else "")
+              for d in found}
     if empty_means is not None:
         labels[""] = empty_means
     other = "other (type a dataset spec)"
-    options = [*([""] if empty_means is not None else []), *[d.spec for d in found], other]
+    options = [*([""] if empty_means is not None else []), *[d.spec for d in found],
+               *([other] if server_paths else [])]
+    if not options:
+        st.info("No dataset is available on this server: use a zip upload.")
+        return ""
     index = options.index(default) if default in options else 0
     picked = kept_widget(st.selectbox, label, options=options, index=index, key=key,
                          help=help_text, format_func=lambda s: labels.get(s, s))

@@ -63,8 +63,9 @@ def render_sidebar() -> None:
                           "auto: hog, then mmod when hog finds no confident face.")
         with st.expander("Models", expanded=False):
             for s in model_statuses():
-                mark = ":material/check_circle:" if s.available else ":material/block:"
-                with st.popover(f"{mark} {s.name} ({s.task})", width="stretch"):
+                # plain text marks: ":material/..." icons can make the browser fetch from a CDN
+                mark = "" if s.available else " - unavailable"
+                with st.popover(f"{s.name} ({s.task}){mark}", width="stretch"):
                     if not s.available:
                         st.warning(f"Unavailable: {s.reason}")
                     st.markdown(model_card(s.name))

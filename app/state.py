@@ -215,3 +215,26 @@ def add_run(**fields: Any) -> Run:
     run = Run(number=next(counter), **fields)
     st.session_state.setdefault(_RUNS, []).append(run)
     return run
+
+
+def session_id() -> str:
+    """This browser session's id (jobs are queued fairly and capped per session)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "local"
+
+
+def upload_cap_bytes() -> int:
+    """The upload cap in force: Streamlit's server.maxUploadSize (MiB) or FacePriv's own
+    image cap (facepriv_core.limits), whichever is smaller; messages quote this number."""
+    from facepriv_core.limits import current
+
+    streamlit_cap = int(st.get_option("server.maxUploadSize")) * 2**20
+    return min(streamlit_cap, current().image_bytes)
+
+
+def upload_cap_text() -> str:
+    from facepriv_core.faces.decode import mib
+
+    return mib(upload_cap_bytes())

@@ -7,9 +7,11 @@ whether its images are already aligned crops (skip detection) or photos (detect 
 from __future__ import annotations
 
 import csv
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +36,8 @@ class FaceDataset:
     loader: Callable[[int], np.ndarray]
     keys: list[str] = field(default_factory=list)
     identity_names: list[str] = field(default_factory=list)
+    #: Entries passed over while listing (dangling links, FIFOs, unreadable folders): why.
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.identities)
@@ -53,6 +57,7 @@ class FaceDataset:
             loader=lambda j: self.loader(idx[j]),
             keys=[self.keys[i] for i in idx] if self.keys else [],
             identity_names=self.identity_names,
+            skipped=self.skipped,
         )
 
     def limit(self, n: int | None, seed: int = 0) -> FaceDataset:
@@ -75,8 +80,12 @@ def load_folder(path: str | Path, aligned: bool = False) -> FaceDataset:
     files: list[Path] = []
     labels: list[int] = []
     names: list[str] = []
-    for person in sorted(p for p in root.iterdir() if p.is_dir()):
-        imgs = sorted(f for f in person.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+    skipped: dict[str, str] = {}
+    for person in sorted(_entries(root, skipped)):
+        if not _is_kind(person, stat.S_ISDIR):
+            continue
+        imgs = sorted(f for f in _entries(person, skipped)
+                      if f.suffix.lower() in IMAGE_EXTENSIONS and _regular(f, root, skipped))
         if not imgs:
             continue
         names.append(person.name)
@@ -94,7 +103,40 @@ def load_folder(path: str | Path, aligned: bool = False) -> FaceDataset:
         loader=lambda i: _read_file(files[i]),
         keys=[str(f.relative_to(root)) for f in files],
         identity_names=names,
+        skipped=skipped,
     )
+
+
+def _entries(folder: Path, skipped: dict[str, str]) -> list[Path]:
+    """The entries of `folder`, or none (recorded in `skipped`) when it cannot be listed."""
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        skipped[str(folder)] = f"cannot be listed ({exc.strerror or exc})"
+        return []
+
+
+def _is_kind(path: Path, check: Callable[[int], bool]) -> bool:
+    try:
+        return check(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _regular(path: Path, root: Path, skipped: dict[str, str]) -> bool:
+    """True for a regular file (through symlinks); anything else is skipped and counted:
+    a dangling symlink, a FIFO (opening it would block), a socket or device, a folder."""
+    key = str(path.relative_to(root))
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        skipped[key] = "dangling link" if path.is_symlink() else \
+            f"unreadable ({exc.strerror or exc})"
+        return False
+    if not stat.S_ISREG(mode):
+        skipped[key] = "not a regular file"
+        return False
+    return True
 
 
 def olivetti_arrays(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -304,32 +346,96 @@ def align_dataset(dataset: FaceDataset, progress: Callable[[int, int], None] | N
     return AlignedChips(np.stack(chips), np.asarray(kept), failures)
 
 
+#: Members with these endings are archives inside the archive: refused, never opened.
+ARCHIVE_EXTENSIONS = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst")
+
+
+def _zip_member_error(member: str, why: str) -> Any:
+    from facepriv_core.faces import InputError
+
+    return InputError(f"{member}: {why}")
+
+
 def load_zip(data: bytes, aligned: bool = False, name: str = "upload") -> FaceDataset:
     """A folder-of-identities packed in a zip (person/image.jpg), read in memory only: an
-    uploaded archive is never extracted to disk."""
+    uploaded archive is never extracted to disk.
+
+    Hostile archives are refused before any member is decompressed: more members than the
+    cap, a member or a total whose declared size is over the caps (facepriv_core.limits),
+    encrypted members, archives inside the archive. Reading a member streams it with the cap,
+    so a member that lies about its size stops at the cap (and fails its CRC check); such a
+    member, or one that is corrupt, is skipped and reported like a photo without a face.
+    """
     import io
     import zipfile
 
+    from facepriv_core.faces.decode import mib
+    from facepriv_core.limits import current
 
+    caps = current()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise DatasetError("the upload is not a zip archive") from exc
-    members = sorted(
-        m for m in archive.namelist()
-        if m.lower().endswith(IMAGE_EXTENSIONS) and m.count("/") >= 1
-        and not m.startswith(("__MACOSX/", ".")) and "/." not in m
-    )
-    people = sorted({m.rsplit("/", 2)[-2] for m in members})
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+            NotImplementedError, RuntimeError):
+        raise DatasetError("the upload is not a zip archive (or a damaged one): pack one "
+                           "folder per person (person/photo.jpg) with any zip tool") from None
+    if len(infos) > caps.zip_members:
+        raise DatasetError(f"the zip holds {len(infos)} entries; the limit is "
+                           f"{caps.zip_members}")
+    nested = [i.filename for i in infos if i.filename.lower().endswith(ARCHIVE_EXTENSIONS)]
+    if nested:
+        raise DatasetError(f"the zip holds other archives ({nested[0]}): archives inside the "
+                           "archive are not opened; pack the photos themselves")
+    images = [
+        i for i in infos
+        if not i.is_dir() and i.filename.lower().endswith(IMAGE_EXTENSIONS)
+        and i.filename.count("/") >= 1 and not i.filename.startswith(("__MACOSX/", "."))
+        and "/." not in i.filename
+    ]
+    for i in images:
+        if i.file_size > caps.zip_member_bytes:
+            raise DatasetError(f"zip member {i.filename} is {mib(i.file_size)} uncompressed; "
+                               f"the limit is {mib(caps.zip_member_bytes)} per photo")
+        if i.flag_bits & 0x1:
+            raise DatasetError(f"zip member {i.filename} is encrypted: pack the photos "
+                               "without a password")
+    total = sum(i.file_size for i in images)
+    if total > caps.zip_total_bytes:
+        raise DatasetError(f"the zip's photos add up to {mib(total)} uncompressed; the limit "
+                           f"is {mib(caps.zip_total_bytes)}")
+    members = sorted(i.filename for i in images)
     if not members:
         raise DatasetError("no images found in the zip: expected one folder per person "
                            "(person/photo.jpg)")
+    people = sorted({m.rsplit("/", 2)[-2] for m in members})
+    read_total = [0]
+
+    def read_member(member: str) -> bytes:
+        cap = caps.zip_member_bytes
+        try:
+            with archive.open(member) as f:
+                blob = f.read(cap + 1)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
+                RuntimeError):
+            raise _zip_member_error(member, "the zip entry is damaged (its checksum or "
+                                    "compressed data is wrong); re-create the zip") from None
+        if len(blob) > cap:
+            raise _zip_member_error(member, f"larger than the {mib(cap)} limit once "
+                                    "uncompressed")
+        read_total[0] += len(blob)
+        if read_total[0] > caps.zip_total_bytes:
+            raise DatasetError(f"the zip's photos add up to more than "
+                               f"{mib(caps.zip_total_bytes)} once uncompressed")
+        return blob
 
     def read(i: int) -> np.ndarray:
         try:
-            return load_image(archive.read(members[i]))
+            return load_image(read_member(members[i]))
         except InputError as exc:
-            raise InputError(f"{members[i]}: {exc}") from exc
+            if str(exc).startswith(members[i]):
+                raise
+            raise InputError(f"{members[i]}: {exc}") from None
 
     return FaceDataset(
         name=f"zip:{name}",

@@ -11,6 +11,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from app.defence_input import Protection, pick_defence, protect_face
+from app.errors import show_job_error
 from app.face_input import context_bar
 from app.job_status import progress_block, status_text
 from app.params_form import params_form
@@ -107,7 +108,7 @@ def card(run: Run) -> None:
         if handle.status == JobStatus.DONE:
             show_result(run)
         elif handle.status == JobStatus.FAILED:
-            st.error(f"{run.name} failed: {str(handle.error).split(': ', 1)[-1]}")
+            show_job_error(handle, run.name)
         elif handle.status == JobStatus.CANCELLED:
             st.warning(f"{run.name} was cancelled.")
         else:

@@ -12,11 +12,12 @@ from pydantic import ValidationError
 
 from app.audits import audit_defences, default_dataset, load_dataset_faces, table_rows
 from app.charts import table_figure
+from app.errors import show_job_error
 from app.face_input import context_bar
 from app.job_status import progress_block, status_text
 from app.params_form import dataset_picker, params_form
 from app.sidebar import selected_runner
-from app.state import add_run, defence, kept_widget, runs
+from app.state import add_run, defence, kept_widget, runs, upload_cap_text
 from facepriv_core import attacks, audit, datasets, defences
 from facepriv_core.jobs import JobContext, JobStatus, default_runner
 
@@ -55,7 +56,8 @@ if source == ON_MACHINE:
                                "found under $FACEPRIV_DATA, the FacePriv cache or "
                                "../shared/data; 'other' takes any spec (folder:PATH...)")
 else:
-    upload = st.file_uploader("Zip of person/photo.jpg", type=["zip"], key="bench_zip")
+    upload = st.file_uploader(f"Zip of person/photo.jpg (up to {upload_cap_text()})",
+                              type=["zip"], key="bench_zip")
 limit = int(kept_widget(st.slider, "Faces (sampled, seeded)", min_value=4, max_value=400,
                         value=40, key="bench_limit"))
 
@@ -117,7 +119,7 @@ def live() -> None:
             progress_block(handle, key=f"bench.{run.number}")
             items = handle.result if handle.status == JobStatus.DONE else handle.partial
             if handle.status == JobStatus.FAILED:
-                st.error(f"failed: {str(handle.error).split(': ', 1)[-1]}")
+                show_job_error(handle, "The benchmark")
             if items:
                 st.dataframe(table_rows(items), hide_index=True, width="stretch")
                 st.download_button("Download CSV",

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from app.audits import DefenceAudit, audit_defences, default_dataset, table_rows
 from app.defence_input import current_defence
+from app.errors import show_job_error
 from app.face_input import context_bar
 from app.job_status import progress_block, status_text
 from app.params_form import dataset_picker, params_form
@@ -115,7 +116,7 @@ def live() -> None:
             handle = run.handle
             items = handle.result if handle.status == JobStatus.DONE else handle.partial
             if handle.status == JobStatus.FAILED:
-                st.error(f"failed: {str(handle.error).split(': ', 1)[-1]}")
+                show_job_error(handle, "The audit")
             else:
                 progress_block(handle, key=f"compare.{run.number}")
             if items:

@@ -14,6 +14,7 @@ import streamlit as st
 from app.audits import default_dataset, load_dataset_faces
 from app.charts import sweep_figure
 from app.defence_input import pick_defence, reproducible_key
+from app.errors import show_job_error
 from app.face_input import context_bar
 from app.job_status import progress_block, status_text
 from app.params_form import dataset_picker, numeric_fields
@@ -143,7 +144,7 @@ def live() -> None:
             done.append(handle.result)
             names.append(f"#{run.number} {run.defence} ({run.extra['param']})")
         elif handle.status == JobStatus.FAILED:
-            st.error(f"{run.title} failed: {str(handle.error).split(': ', 1)[-1]}")
+            show_job_error(handle, run.title)
         elif handle.status == JobStatus.CANCELLED:
             st.caption(f"{run.title} was cancelled.")
         else:

@@ -20,6 +20,7 @@ from app.defence_input import (
     signature,
 )
 from app.defence_input import pick_defence as pick
+from app.errors import show_job_error
 from app.face_input import context_bar
 from app.job_status import progress_block
 from app.results import metric_help, verdict_badge, verdict_of
@@ -172,7 +173,7 @@ def live() -> None:
         done[sig] = handle.result
         st.rerun()
     elif handle is not None and handle.status == JobStatus.FAILED:
-        st.error(f"{d.name} failed: {str(handle.error).split(': ', 1)[-1]}")
+        show_job_error(handle, d.name)
     elif handle is not None and handle.status == JobStatus.CANCELLED:
         st.warning(f"{d.name} was cancelled.")
     elif handle is not None:

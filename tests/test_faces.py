@@ -232,8 +232,10 @@ def test_pixel_cap_from_env(monkeypatch: pytest.MonkeyPatch, astronaut: np.ndarr
 
 
 def test_byte_cap(astronaut: np.ndarray) -> None:
-    with pytest.raises(ImageTooLargeError, match="MB"):
-        load_image(encode(astronaut, "PNG"), max_bytes=10_000)
+    with pytest.raises(ImageTooLargeError, match="10 KiB limit"):
+        load_image(encode(astronaut, "PNG"), max_bytes=10 * 1024)
+    with pytest.raises(ImageTooLargeError, match="1 MiB limit"):
+        load_image(encode(astronaut, "PNG") * 3, max_bytes=2**20)
 
 
 def test_paths_and_file_objects(tmp_path: Path, astronaut: np.ndarray) -> None:

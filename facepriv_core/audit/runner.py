@@ -56,7 +56,7 @@ def load_faces(spec: AuditSpec, progress: Progress | None = None) -> Faces:
             detector=spec.detector)
         keys = ds.keys or [str(i) for i in range(len(ds))]
         return Faces(aligned.chips, ds.identities[aligned.indices],
-                     [keys[i] for i in aligned.indices], aligned.failures)
+                     [keys[i] for i in aligned.indices], {**ds.skipped, **aligned.failures})
     chips, keys, failures, detections = [], [], {}, {}
     for i, path in enumerate(spec.images[: spec.limit]):
         try:

@@ -124,7 +124,19 @@ def chips_from_aligned(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _warp(image: np.ndarray, tform: SimilarityTransform, size: int) -> np.ndarray:
-    """Bilinear resampling of `image` into a size x size chip; tform maps image -> chip."""
-    out = warp(image, tform.inverse, output_shape=(size, size), order=1, mode="constant",
-               cval=0.0, preserve_range=True)
+    """Bilinear resampling of `image` into a size x size chip; tform maps image -> chip.
+
+    Only the region the chip samples (its corners mapped back, plus a margin for the bilinear
+    neighbours) is handed to skimage, which works in float64: a full-image copy of a large
+    photo would cost gigabytes. The result is the same as warping the whole image."""
+    h, w = image.shape[:2]
+    corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], float)
+    src = tform.inverse(corners)
+    x0, y0 = (max(int(np.floor(v)) - 2, 0) for v in src.min(axis=0))
+    x1, y1 = min(int(np.ceil(src[:, 0].max())) + 3, w), min(int(np.ceil(src[:, 1].max())) + 3, h)
+    if x0 >= x1 or y0 >= y1:
+        return np.zeros((size, size, 3), np.uint8)
+    shifted = SimilarityTransform(translation=(x0, y0)) + tform
+    out = warp(image[y0:y1, x0:x1], shifted.inverse, output_shape=(size, size), order=1,
+               mode="constant", cval=0.0, preserve_range=True)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
