@@ -92,9 +92,10 @@ def load_folder(path: str | Path, aligned: bool = False) -> FaceDataset:
         files += imgs
         labels += [len(names) - 1] * len(imgs)
     if not files:
+        passed = f"; {len(skipped)} entries skipped ({_first(skipped)})" if skipped else ""
         raise DatasetError(
             f"no images found under '{root}': expected one sub-folder per person holding "
-            f"{', '.join(IMAGE_EXTENSIONS)} files"
+            f"{', '.join(IMAGE_EXTENSIONS)} files{passed}"
         )
     return FaceDataset(
         name=f"folder:{root.name}",
@@ -105,6 +106,11 @@ def load_folder(path: str | Path, aligned: bool = False) -> FaceDataset:
         identity_names=names,
         skipped=skipped,
     )
+
+
+def _first(skipped: dict[str, str]) -> str:
+    key = next(iter(skipped))
+    return f"{key}: {skipped[key]}" + (", ..." if len(skipped) > 1 else "")
 
 
 def _entries(folder: Path, skipped: dict[str, str]) -> list[Path]:
@@ -275,9 +281,13 @@ def load(spec: str) -> FaceDataset:
         return load_sfhq(arg)
     if kind == "lfw":
         return load_lfw()
+    if kind == "zip":
+        if not arg:
+            raise DatasetError("'zip:' needs a path, e.g. zip:/data/faces.zip")
+        return load_zip(_read_zip_file(Path(arg)), name=Path(arg).name)
     raise DatasetError(
         f"unknown dataset '{spec}'; use olivetti[:PATH], folder:PATH, aligned:PATH, "
-        "sfhq[:PATH] or lfw (`facepriv data list` shows what this machine has)"
+        "zip:PATH, sfhq[:PATH] or lfw (`facepriv data list` shows what this machine has)"
     )
 
 
@@ -354,6 +364,25 @@ def _zip_member_error(member: str, why: str) -> Any:
     from facepriv_core.faces import InputError
 
     return InputError(f"{member}: {why}")
+
+
+def _read_zip_file(path: Path) -> bytes:
+    """A zip file's bytes: a regular file under the total cap (the archive is compressed, so
+    its own size is at most what its photos may add up to)."""
+    from facepriv_core.faces.decode import mib
+    from facepriv_core.limits import current
+
+    cap = current().zip_total_bytes
+    try:
+        st = path.stat()
+    except OSError:
+        raise DatasetError(f"zip dataset '{path}' not found") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DatasetError(f"zip dataset '{path}' is not a regular file")
+    if st.st_size > cap:
+        raise DatasetError(f"zip dataset '{path}' is {mib(st.st_size)}; the limit is {mib(cap)}")
+    with open(path, "rb") as f:
+        return f.read(cap + 1)
 
 
 def load_zip(data: bytes, aligned: bool = False, name: str = "upload") -> FaceDataset:

@@ -205,7 +205,7 @@ def add_audit_flags(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--image", action="append", default=[], help="a photo, repeatable")
     src.add_argument("--dataset", default=None,
-                     help="olivetti:PATH, folder:PATH, aligned:PATH, sfhq:PATH or lfw")
+                     help="olivetti:PATH, folder:PATH, aligned:PATH, zip:PATH, sfhq:PATH or lfw")
     p.add_argument("--limit", type=bounded_int(1, COUNT_MAX), default=None,
                    help="use at most N faces")
     p.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=None,

@@ -154,13 +154,14 @@ def _read_path(path: str | os.PathLike[str], max_bytes: int) -> bytes:
         raise InputError(f"'{name}' cannot be read (permission denied).") from None
     except OSError as exc:
         raise InputError(f"'{name}' cannot be opened ({exc.strerror}).") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
         if stat.S_ISDIR(st.st_mode):
             raise InputError(f"'{name}' is a folder, not an image file.")
-        if not stat.S_ISREG(st.st_mode):
-            raise NotAnImageError(f"'{name}' is not a regular file (a pipe, socket or "
-                                  "device); give an image file.")
+        raise NotAnImageError(f"'{name}' is not a regular file (a pipe, socket or device); "
+                              "give an image file.")
+    with os.fdopen(fd, "rb") as f:
         if st.st_size > max_bytes:
             raise _too_big(max_bytes)
         try:

@@ -54,7 +54,10 @@ def chips_to_tensor(chips: np.ndarray | list[np.ndarray], device: str | torch.de
         arr = arr[None]
     if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
         raise ValueError(f"chips must be uint8 (N, H, W, 3), got {arr.dtype} {arr.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:  # torch warns on read-only memory (decoded images often are)
+        arr = arr.copy()
+    t = torch.from_numpy(arr).to(device)
     return t.permute(0, 3, 1, 2).float().div_(255.0)
 
 
