@@ -107,15 +107,17 @@ def load_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=FORMATS) as im:
-                _check_size(im.size, cap, min_side)
-                im.seek(0)
-                if im.format == "JPEG" and im.size[0] * im.size[1] > work:
-                    scale = (work / (im.size[0] * im.size[1])) ** 0.5
-                    im.draft("RGB", (int(im.size[0] * scale), int(im.size[1] * scale)))
-                im.load()
-                if im.getexif().get(ORIENTATION_TAG, 1) != 1:
-                    im = ImageOps.exif_transpose(im)
+            with Image.open(io.BytesIO(data), formats=FORMATS) as opened:
+                _check_size(opened.size, cap, min_side)
+                opened.seek(0)
+                if opened.format == "JPEG" and opened.size[0] * opened.size[1] > work:
+                    scale = (work / (opened.size[0] * opened.size[1])) ** 0.5
+                    opened.draft("RGB", (int(opened.size[0] * scale),
+                                         int(opened.size[1] * scale)))
+                opened.load()
+                im: Image.Image = opened
+                if opened.getexif().get(ORIENTATION_TAG, 1) != 1:
+                    im = ImageOps.exif_transpose(opened)
                 if im.mode in RESIZABLE_MODES:
                     im = _downscale_pil(im, work)  # before any full-size array copy
                 return _downscale(_to_rgb(im), work)
