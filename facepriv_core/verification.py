@@ -131,19 +131,22 @@ def public_params(params: Any) -> dict[str, Any]:
 
 def service_embeddings(chips: np.ndarray, defence: Any, params: Any, recogniser: Any,
                        device: str | torch.device = "cpu", batch_size: int = 32, seed: int = 0,
-                       progress: Progress | None = None, cancel: Callable[[], bool] | None = None
-                       ) -> np.ndarray:
+                       progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+                       key_source: Any = None) -> np.ndarray:
     """What the defence's authorised service computes from the protected wire of each chip:
-    protect in batches (one rng for the run, as an audit does), then utility_embedding."""
+    protect in batches (one rng and one client key source for the run, as an audit does; a
+    fresh secret key unless `key_source` is given), then utility_embedding."""
     from facepriv_core.defences.base import ProtectionCancelled
+    from facepriv_core.defences.keys import KeySource
     from facepriv_core.faces.types import chips_to_tensor
 
     rng = torch.Generator(device=torch.device(device)).manual_seed(seed)
+    keys = key_source if key_source is not None else KeySource.secret()  # one client, one key
     out = []
     for start in range(0, len(chips), batch_size):
         check_cancel(cancel, ProtectionCancelled, "verification cancelled")
         x = chips_to_tensor(chips[start:start + batch_size], device)
-        protected = defence.protect(x, params, rng, cancel=cancel)
+        protected = defence.protect_keyed(x, params, rng, keys, cancel=cancel)
         with torch.no_grad():
             out.append(protected.utility_embedding(recogniser).detach().float().cpu().numpy())
         if progress:

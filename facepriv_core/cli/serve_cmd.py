@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from facepriv_core.cli._common import bounded_int
 from facepriv_core.errors import UsageError
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="which front end (default streamlit; gradio for ZeroGPU Spaces and an API)")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=None,
+    s.add_argument("--port", type=bounded_int(1, 65535), default=None,
                    help="port (default 8501 for streamlit, 7860 for gradio)")
     s.set_defaults(func=cmd_serve)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from facepriv_core.cli._common import COUNT_MAX, SEED_MAX, bounded_int
 from facepriv_core.progress import terminal_progress
 
 
@@ -72,21 +73,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     ppfr = sub.add_parser("ppfr_fd", help="PPFR-FD input adapter in front of frozen dlib-resnet")
     ppfr.add_argument("--data", required=True, help="dataset spec, e.g. sfhq:PATH or folder:PATH")
     ppfr.add_argument("--out", required=True, help="checkpoint path (.pt)")
-    ppfr.add_argument("--epochs", type=int, default=10)
-    ppfr.add_argument("--max-images", type=int, default=None)
-    ppfr.add_argument("--val-images", type=int, default=60)
-    ppfr.add_argument("--batch-size", type=int, default=32)
+    ppfr.add_argument("--epochs", type=bounded_int(1, 100_000), default=10)
+    ppfr.add_argument("--max-images", type=bounded_int(1, COUNT_MAX), default=None)
+    ppfr.add_argument("--val-images", type=bounded_int(1, COUNT_MAX), default=60)
+    ppfr.add_argument("--batch-size", type=bounded_int(1, 4096), default=32)
     ppfr.add_argument("--lr", type=float, default=2e-3)
     ppfr.add_argument("--stage", default="level4.2", help="dlib-resnet stage the adapter feeds")
-    ppfr.add_argument("--channels", type=int, default=36)
+    ppfr.add_argument("--channels", type=bounded_int(4, 64), default=36)
     ppfr.add_argument("--selection", default="zigzag_lowest",
                       choices=["zigzag_lowest", "zigzag_spread"])
-    ppfr.add_argument("--shuffle-seed", type=int, default=0,
+    ppfr.add_argument("--shuffle-seed", type=bounded_int(0, SEED_MAX), default=0,
                       help="seed of the reproducible (not secret) client key the wires are "
                            "made with; protect with --reproducible-key --seed N to match it "
                            "(only its fingerprint is stored)")
     ppfr.add_argument("--device", default=None, help="cpu, cuda, ... (default: best present)")
-    ppfr.add_argument("--seed", type=int, default=0)
+    ppfr.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=0)
     ppfr.set_defaults(func=cmd_ppfr_fd)
 
     facemix = sub.add_parser("facemix", help="dlib server part fine-tuned with mixing in the loop")
@@ -95,14 +96,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="checkpoint file to write")
     p.add_argument("--stage", default="level4.0",
                    help="dlib-resnet stage the client sends (dlib_resnet.DEFAULT_SPLIT)")
-    p.add_argument("--group-size", type=int, default=4)
+    p.add_argument("--group-size", type=bounded_int(2, 16), default=4)
     p.add_argument("--coefficients", choices=["uniform", "gaussian"], default="uniform")
     p.add_argument("--cond-max", type=float, default=100.0)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--groups-per-step", type=int, default=4)
+    p.add_argument("--steps", type=bounded_int(1, 10_000_000), default=200)
+    p.add_argument("--groups-per-step", type=bounded_int(1, 4096), default=4)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--heldout", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best present)")
     facemix.set_defaults(func=cmd_facemix)
 
@@ -111,15 +112,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="dataset spec, e.g. sfhq:PATH (weak gender labels from its manifest; "
                           "Cydral's prediction where a face has none)")
     san.add_argument("--out", required=True, help="checkpoint path (.pt)")
-    san.add_argument("--epochs", type=int, default=5)
-    san.add_argument("--max-images", type=int, default=None)
-    san.add_argument("--val-images", type=int, default=40)
-    san.add_argument("--batch-size", type=int, default=16)
+    san.add_argument("--epochs", type=bounded_int(1, 100_000), default=5)
+    san.add_argument("--max-images", type=bounded_int(1, COUNT_MAX), default=None)
+    san.add_argument("--val-images", type=bounded_int(1, COUNT_MAX), default=40)
+    san.add_argument("--batch-size", type=bounded_int(1, 4096), default=16)
     san.add_argument("--lr", type=float, default=3e-3)
     san.add_argument("--pixel-weight", type=float, default=1000.0)
     san.add_argument("--gender-weight", type=float, default=1.0)
     san.add_argument("--matcher-weight", type=float, default=1.0)
-    san.add_argument("--width", type=int, default=32, help="channels of the autoencoder")
+    san.add_argument("--width", type=bounded_int(1, 1024), default=32,
+                     help="channels of the autoencoder")
     san.add_argument("--device", default=None, help="cpu, cuda, ... (default: best present)")
-    san.add_argument("--seed", type=int, default=0)
+    san.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=0)
     san.set_defaults(func=cmd_san)

@@ -7,8 +7,11 @@ import argparse
 from typing import Any
 
 from facepriv_core.cli._common import (
+    COUNT_MAX,
+    SEED_MAX,
     add_detector_flags,
     add_runner_flags,
+    bounded_int,
     parse_sets,
     print_out,
     runner_from_args,
@@ -88,14 +91,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "authorised service computes from the wire")
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a defence parameter, repeatable (with --defence)")
-    v.add_argument("--limit", type=int, default=None, help="use at most N images")
+    v.add_argument("--limit", type=bounded_int(1, COUNT_MAX), default=None,
+                   help="use at most N images")
     add_detector_flags(v, face_index=False)
-    v.add_argument("--pairs", type=int, default=1500,
+    v.add_argument("--pairs", type=bounded_int(1, COUNT_MAX), default=1500,
                    help="same-person pairs to sample (as many different ones); default 1500")
-    v.add_argument("--folds", type=int, default=10, help="cross-validation folds (default 10)")
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--folds", type=bounded_int(2, 100), default=10,
+                   help="cross-validation folds (default 10)")
+    v.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=0)
     v.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
-    v.add_argument("--batch-size", type=int, default=32)
+    v.add_argument("--batch-size", type=bounded_int(1, 4096), default=32)
     v.add_argument("--json", action="store_true", help="print JSON")
     add_runner_flags(v)
     v.set_defaults(func=cmd_verify)
