@@ -6,6 +6,7 @@ original clears the threshold fitted here on clean pairs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,8 +62,15 @@ class VerificationResult:
     tar_at_far_1e3: float
     auc: float
     pairs: int
+    #: the client key's fingerprint and kind when a keyed defence protected the faces
+    key: dict[str, Any] | None = None
+    #: faces left out because the defence's service was trained on their people
+    excluded_faces: int = 0
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"key": self.key} if self.key is not None else {}
+        if self.excluded_faces:
+            extra["faces_excluded_seen_by_service"] = self.excluded_faces
         return {
             "accuracy": self.accuracy,
             "accuracy_std": self.accuracy_std,
@@ -71,6 +79,7 @@ class VerificationResult:
             "auc": self.auc,
             "threshold": self.threshold,
             "pairs": self.pairs,
+            **extra,
         }
 
 
@@ -132,42 +141,63 @@ def public_params(params: Any) -> dict[str, Any]:
 def service_embeddings(chips: np.ndarray, defence: Any, params: Any, recogniser: Any,
                        device: str | torch.device = "cpu", batch_size: int = 32, seed: int = 0,
                        progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-                       key_source: Any = None) -> np.ndarray:
-    """What the defence's authorised service computes from the protected wire of each chip:
-    protect in batches (one rng and one client key source for the run, as an audit does; a
-    fresh secret key unless `key_source` is given), then utility_embedding."""
+                       reproducible_key: bool = False, key_source: Any = None
+                       ) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """What the defence's authorised service computes from the protected wire of each chip,
+    and the client key's description (fingerprint, kind; None when keyless): protect in
+    batches with one rng and one client key source for the run, as an audit does, then
+    utility_embedding. The key is `key_source` when given, else secret unless
+    `reproducible_key` (then derived from seed)."""
+    from facepriv_core.audit.runner import key_info
     from facepriv_core.defences.base import ProtectionCancelled
-    from facepriv_core.defences.keys import KeySource
+    from facepriv_core.defences.keys import key_source as make_source
     from facepriv_core.faces.types import chips_to_tensor
 
     rng = torch.Generator(device=torch.device(device)).manual_seed(seed)
-    keys = key_source if key_source is not None else KeySource.secret()  # one client, one key
-    out = []
+    source = key_source if key_source is not None else make_source(reproducible_key, seed)
+    out, keys = [], []
     for start in range(0, len(chips), batch_size):
         check_cancel(cancel, ProtectionCancelled, "verification cancelled")
         x = chips_to_tensor(chips[start:start + batch_size], device)
-        protected = defence.protect_keyed(x, params, rng, keys, cancel=cancel)
+        protected = defence.protect_keyed(x, params, rng, source, cancel=cancel)
+        keys.append(protected.key)
         with torch.no_grad():
             out.append(protected.utility_embedding(recogniser).detach().float().cpu().numpy())
         if progress:
             progress(min(start + batch_size, len(chips)), len(chips))
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    info = key_info(keys)
+    emb = np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    return emb, (info.model_dump() if info is not None else None)
 
 
 def verify_defence(chips: np.ndarray, identities: np.ndarray, defence: Any, params: Any,
                    recogniser: Any, *, pairs: int | None = 1500, folds: int = 10, seed: int = 0,
                    device: str | torch.device = "cpu", batch_size: int = 32,
-                   progress: Progress | None = None, cancel: Callable[[], bool] | None = None
+                   progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+                   prepare: bool = True, prepare_progress: Progress | None = None,
+                   reproducible_key: bool = False, dataset_name: str | None = None
                    ) -> VerificationResult:
     """The verification protocol on the protected wire, as the authorised service sees it.
 
     Every face (enrolment and probe alike) reaches the service only as the defence's wire; the
     service's embedding is `Protected.utility_embedding(recogniser)`; pairs and folds are those
     of `verify` on the same identities and seed, so the accuracy compares with the clean one.
+    With `prepare`, a service that must be trained first (PPFR-FD) is trained and cached;
+    without it, such a service runs untrained and says so in its Protected. Faces of people
+    the service was trained on (`defence.service_seen`, for `dataset_name`) are left out, so
+    the accuracy is on people it never saw.
     """
     from facepriv_core import datasets
 
-    emb = service_embeddings(chips, defence, params, recogniser, device=device,
-                             batch_size=batch_size, seed=seed, progress=progress, cancel=cancel)
-    pair_idx, same = datasets.make_pairs(np.asarray(identities), pairs, seed=seed)
-    return verify_embeddings(emb, pair_idx, same, folds=folds, seed=seed)
+    if prepare:
+        defence.prepare_service(params, progress=prepare_progress, cancel=cancel)
+    identities = np.asarray(identities)
+    seen = defence.service_seen(params).get(dataset_name, []) if dataset_name else []
+    fresh = ~np.isin(identities, seen)
+    chips, identities = chips[fresh], identities[fresh]
+    emb, key = service_embeddings(chips, defence, params, recogniser, device=device,
+                                  batch_size=batch_size, seed=seed, progress=progress,
+                                  cancel=cancel, reproducible_key=reproducible_key)
+    pair_idx, same = datasets.make_pairs(identities, pairs, seed=seed)
+    result = verify_embeddings(emb, pair_idx, same, folds=folds, seed=seed)
+    return dataclasses.replace(result, key=key, excluded_faces=int((~fresh).sum()))

@@ -24,6 +24,7 @@ from app.errors import show_job_error
 from app.face_input import context_bar
 from app.job_status import progress_block
 from app.results import metric_help, verdict_badge, verdict_of
+from app.service_banner import service_banner
 from app.state import CurrentFace, add_run, recogniser, runs
 from facepriv_core import attacks, faces, metrics
 from facepriv_core.attacks.base import AttackCase, ProgressEvent
@@ -40,6 +41,8 @@ with left:
 if choice is None:
     st.stop()
 d, params, seed = choice
+with right:
+    service_banner(d, params)
 
 _PRIVACY = "_protect_privacy"
 

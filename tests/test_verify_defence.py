@@ -54,23 +54,37 @@ def test_pixelate_block_8_lowers_accuracy(olivetti_path: Path) -> None:
     assert p["accuracy"] <= c["accuracy"] - 0.08, (c, p)
 
 
-def test_key_seeds_never_appear_in_the_output(olivetti_path: Path) -> None:
-    proc = run_cli("verify", "--dataset", f"olivetti:{olivetti_path}", "--limit", "40",
-                   "--defence", "ppfr_fd", "--set", "shuffle_seed=987654321", "--json")
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
-    assert out["defence"] == "ppfr_fd" and out["params"]["channels"] == 36
-    assert "shuffle_seed" not in out["params"]
-    assert "987654321" not in proc.stdout + proc.stderr
+def test_keyed_defence_reports_its_key_fingerprint_only(olivetti_path: Path) -> None:
+    """One client key for the run: its fingerprint and kind are printed, never key material;
+    --reproducible-key repeats the key, the default draws a fresh secret one."""
+    spec = ["verify", "--dataset", f"olivetti:{olivetti_path}", "--limit", "40",
+            "--defence", "ppfr_fd", "--no-train", "--json"]
+    runs = [run_cli(*spec, "--reproducible-key"), run_cli(*spec, "--reproducible-key"),
+            run_cli(*spec)]
+    outs = []
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr
+        outs.append(json.loads(proc.stdout))
+    a, b, fresh = outs
+    assert a["defence"] == "ppfr_fd" and a["params"]["channels"] == 36
+    assert a["service_ready"] in (True, False)
+    assert set(a["key"]) == {"fingerprint", "reproducible", "secret", "label"}
+    assert a["key"]["reproducible"] and not fresh["key"]["reproducible"] and fresh["key"]["secret"]
+    assert a["key"]["fingerprint"] == b["key"]["fingerprint"] != fresh["key"]["fingerprint"]
+    assert "shuffle1" not in runs[0].stdout
 
 
 def test_public_params_drops_secret_fields() -> None:
-    from facepriv_core import defences
+    from pydantic import BaseModel, Field
+
     from facepriv_core.verification import public_params
 
-    xnn = defences.get("xnn")
-    shown = public_params(xnn.Params(key_seed=5))
-    assert "key_seed" not in shown and shown["stage"] == "level4.0"
+    class P(BaseModel):
+        block: int = 8
+        key_seed: int = 3
+        token: str = Field("x", json_schema_extra={"secret": True})
+
+    assert public_params(P()) == {"block": 8}
 
 
 def test_set_without_defence_and_bad_param_are_clear_errors(olivetti_path: Path) -> None:

@@ -14,21 +14,20 @@ from facepriv_core.progress import terminal_progress
 
 
 def cmd_ppfr_fd(args: argparse.Namespace) -> int:
-    from facepriv_core.defences.keys import KeySource
+    """PPFR-FD's service: inverse-DCT layer + dlib-resnet fine-tuned by distillation, saved to
+    --out or to the cache every later PPFR-FD run with these wire params finds by itself."""
     from facepriv_core.defences.ppfr_fd import PPFRParams
-    from facepriv_core.train import train_ppfr_fd_adapter
+    from facepriv_core.train.ppfr_fd_service import cache_path, train_service
 
-    bar = terminal_progress("training PPFR-FD adapter")
-    ckpt = train_ppfr_fd_adapter(
-        args.data, args.out,
-        params=PPFRParams(channels=args.channels, selection=args.selection),
-        key_source=KeySource.from_seed(args.shuffle_seed),
-        epochs=args.epochs, max_images=args.max_images, val_images=args.val_images,
-        batch_size=args.batch_size, lr=args.lr, stage=args.stage, device=args.device,
-        seed=args.seed, progress=lambda step, total, loss: bar(step, total),
-    )
-    summary = {k: v for k, v in ckpt.items() if k not in ("state_dict", "config")}
-    print(json.dumps({**summary, "out": args.out}, indent=2))
+    params = PPFRParams(channels=args.channels, selection=args.selection,
+                        drop_dc=not args.keep_dc, mix=not args.no_mix)
+    bar = terminal_progress("training PPFR-FD service")
+    ckpt = train_service(args.data, params, steps=args.steps, batch_size=args.batch_size,
+                         lr=args.lr, val_images=args.val_images, max_images=args.max_images,
+                         device=args.device, seed=args.seed, out=args.out,
+                         progress=lambda step, total, loss: bar(step, total))
+    summary = {k: v for k, v in ckpt.items() if k not in ("state_dict", "template_coef")}
+    print(json.dumps({**summary, "out": str(args.out or cache_path(params))}, indent=2))
     return 0
 
 
@@ -70,22 +69,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     tsub = t.add_subparsers(dest="defence", required=True)
     sub = tsub
 
-    ppfr = sub.add_parser("ppfr_fd", help="PPFR-FD input adapter in front of frozen dlib-resnet")
-    ppfr.add_argument("--data", required=True, help="dataset spec, e.g. sfhq:PATH or folder:PATH")
-    ppfr.add_argument("--out", required=True, help="checkpoint path (.pt)")
-    ppfr.add_argument("--epochs", type=bounded_int(1, 100_000), default=10)
+    ppfr = sub.add_parser("ppfr_fd", help="PPFR-FD service: inverse DCT + fine-tuned dlib-resnet")
+    ppfr.add_argument("--data", default=None,
+                      help="faces of other people, e.g. sfhq:PATH (default: this machine's SFHQ)")
+    ppfr.add_argument("--out", default=None,
+                      help="checkpoint path (.pt); default: the cache PPFR-FD reads by itself")
+    ppfr.add_argument("--steps", type=bounded_int(1, 100_000), default=60)
+    ppfr.add_argument("--batch-size", type=bounded_int(2, 4096), default=24)
+    ppfr.add_argument("--lr", type=float, default=3e-5)
     ppfr.add_argument("--max-images", type=bounded_int(1, COUNT_MAX), default=None)
     ppfr.add_argument("--val-images", type=bounded_int(1, COUNT_MAX), default=60)
-    ppfr.add_argument("--batch-size", type=bounded_int(1, 4096), default=32)
-    ppfr.add_argument("--lr", type=float, default=2e-3)
-    ppfr.add_argument("--stage", default="level4.2", help="dlib-resnet stage the adapter feeds")
     ppfr.add_argument("--channels", type=bounded_int(4, 64), default=36)
     ppfr.add_argument("--selection", default="zigzag_lowest",
                       choices=["zigzag_lowest", "zigzag_spread"])
-    ppfr.add_argument("--shuffle-seed", type=bounded_int(0, SEED_MAX), default=0,
-                      help="seed of the reproducible (not secret) client key the wires are "
-                           "made with; protect with --reproducible-key --seed N to match it "
-                           "(only its fingerprint is stored)")
+    ppfr.add_argument("--keep-dc", action="store_true", help="wires that keep the DC channel")
+    ppfr.add_argument("--no-mix", action="store_true", help="wires without channel mixing")
     ppfr.add_argument("--device", default=None, help="cpu, cuda, ... (default: best present)")
     ppfr.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=0)
     ppfr.set_defaults(func=cmd_ppfr_fd)

@@ -21,8 +21,8 @@ from facepriv_core.errors import UsageError
 
 def verify_work(dataset: str, model_name: str, limit: int | None, seed: int, pairs: int,
                 folds: int, device: str, batch_size: int, defence_name: str | None,
-                sets: dict[str, str], show_progress: bool = True, detector: str = "hog"
-                ) -> dict[str, object]:
+                sets: dict[str, str], show_progress: bool = True, detector: str = "hog",
+                train: bool = True, reproducible_key: bool = False) -> dict[str, object]:
     """Everything `facepriv verify` computes, as one unit of work a runner can ship."""
     from facepriv_core import datasets, models
     from facepriv_core.progress import terminal_progress
@@ -50,8 +50,11 @@ def verify_work(dataset: str, model_name: str, limit: int | None, seed: int, pai
         result = verify_defence(aligned.chips, identities, defence, params, model,
                                 pairs=pairs, folds=folds, seed=seed, device=dev,
                                 batch_size=batch_size,
-                                progress=bar(f"protecting ({defence_name})"))
-        head = {"defence": defence_name, "params": public_params(params)}
+                                progress=bar(f"protecting ({defence_name})"),
+                                prepare=train, prepare_progress=bar("training the service"),
+                                reproducible_key=reproducible_key, dataset_name=ds.name)
+        head = {"defence": defence_name, "params": public_params(params),
+                "service_ready": defence.service_ready(params)}
     else:
         emb = embed_chips(model, aligned.chips, device=dev, batch_size=batch_size,
                           progress=bar("embedding"))
@@ -63,19 +66,21 @@ def verify_work(dataset: str, model_name: str, limit: int | None, seed: int, pai
         "model": model_name,
         "dataset": ds.name,
         "images": len(ds),
-        "faces_used": len(aligned.indices),
+        "faces_used": len(aligned.indices) - result.excluded_faces,
         "faces_failed": len(aligned.failures),
     }
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    if args.set and not args.defence:
-        raise UsageError("--set sets a defence parameter: give --defence NAME too")
+    if (args.set or args.reproducible_key or args.no_train) and not args.defence:
+        raise UsageError("--set, --no-train and --reproducible-key are about a defence: "
+                         "give --defence NAME too")
     with runner_from_args(args) as runner:
         out = runner.call(verify_work, args.dataset, args.model, args.limit, args.seed,
                           args.pairs, args.folds, args.device, args.batch_size, args.defence,
                           parse_sets(args.set), show_progress=args.runner == "local",
-                          detector=args.detector)
+                          detector=args.detector, train=not args.no_train,
+                          reproducible_key=args.reproducible_key)
     print_out(out, args.json)
     return 0
 
@@ -91,6 +96,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "authorised service computes from the wire")
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a defence parameter, repeatable (with --defence)")
+    v.add_argument("--no-train", action="store_true",
+                   help="with --defence: never train the defence's service here; one that is "
+                        "not trained yet runs untrained (service_ready false)")
+    v.add_argument("--reproducible-key", action="store_true",
+                   help="with --defence: derive a keyed defence's client key from --seed "
+                        "(reproducible, NOT secret); default: fresh from OS entropy")
     v.add_argument("--limit", type=bounded_int(1, COUNT_MAX), default=None,
                    help="use at most N images")
     add_detector_flags(v, face_index=False)

@@ -23,16 +23,20 @@ Choices where the paper leaves room, and why:
   subset is the 36 lowest channels in JPEG zig-zag order (exactly u + v <= 7).
 
 Utility: the paper's server widens ArcFace's input layer and trains it on masked tensors. Here
-the server is a small permutation-invariant adapter (facepriv_core.train.ppfr_fd_adapter) in
-front of dlib-resnet's frozen server part, trained by distillation on wires with fresh
-Shuffle2 draws; without a trained checkpoint a seeded, untrained adapter is used and the
-Protected says so (`utility_model`, metrics["adapter_trained"]).
+the service (facepriv_core.train.ppfr_fd_service, its docstring says why) puts each image's
+channels back in order with per-slot templates, rebuilds the masked high-pass face with a
+fixed inverse-DCT layer and embeds it with a fine-tuned dlib-resnet. It is trained once per wire
+configuration (`facepriv train ppfr_fd`, or on first use by `verify --defence`) and cached;
+until then a seeded, untrained adapter stands in and every output says UNTRAINED
+(`utility_model`, metrics["adapter_trained"]).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -47,6 +51,7 @@ from facepriv_core.defences.base import (
     Paper,
     Progress,
     Protected,
+    ProtectionCancelled,
     SecretKey,
     tile_channels,
 )
@@ -201,11 +206,11 @@ class FrequencyProtected(Protected):
     utility_model: str = ""
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_adapter(path: str, mtime_ns: int, device: str) -> tuple[torch.nn.Module, dict]:
-    from facepriv_core.train.ppfr_fd_adapter import load_adapter
+@functools.lru_cache(maxsize=2)
+def _cached_service(path: str, mtime_ns: int, params: PPFRParams, device: str) -> Any:
+    from facepriv_core.train.ppfr_fd_service import load_service
 
-    return load_adapter(path, device)
+    return load_service(path, params, device)
 
 
 @functools.lru_cache(maxsize=4)
@@ -216,28 +221,50 @@ def _cached_untrained(channels: int, device: str) -> tuple[torch.nn.Module, dict
     return untrained_adapter(channels, device)
 
 
-def utility_adapter(params: PPFRParams, key: SecretKey, device: torch.device
-                    ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The adapter the service runs: the trained checkpoint if given, else a seeded init."""
-    from facepriv_core.train.ppfr_fd_adapter import check_compatible
+def service_checkpoint(params: PPFRParams) -> Path | None:
+    """The trained service to use: `adapter_path` when given (it must exist), else the one
+    cached for this wire configuration, else None (not trained yet)."""
+    from facepriv_core.train.ppfr_fd_service import cache_path
 
-    if params.adapter_path is None:
-        return _cached_untrained(wire_channels(params), str(device))
-    from facepriv_core.checkpoints import regular_file
+    if params.adapter_path is not None:
+        from facepriv_core.checkpoints import regular_file
 
-    path = regular_file(params.adapter_path, "PPFR-FD adapter checkpoint")
-    adapter, info = _cached_adapter(str(path.resolve()), path.stat().st_mtime_ns, str(device))
-    check_compatible(info, params)
-    return adapter, {**info, "key_match": info["key_fingerprint"] == key.fingerprint()}
+        return regular_file(params.adapter_path, "PPFR-FD service checkpoint")
+    cached = cache_path(params)
+    return cached if cached.is_file() else None
 
 
-def describe_adapter(info: dict[str, Any]) -> str:
-    server = f"frozen dlib-resnet server after {info['stage']}"
+def service_trained(params: PPFRParams) -> bool:
+    """Whether the authorised service for these params is trained (cached or given)."""
+    return service_checkpoint(params) is not None
+
+
+def utility_service(params: PPFRParams, device: torch.device
+                    ) -> tuple[Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor],
+                               dict[str, Any]]:
+    """(embed(wire, shuffle1, recogniser), info) of the service: the trained one when there
+    is one, else the seeded untrained adapter in front of the frozen dlib server part."""
+    path = service_checkpoint(params)
+    if path is not None:
+        service = _cached_service(str(path.resolve()), path.stat().st_mtime_ns, params,
+                                  str(device))
+        return (lambda wire, shuffle1, _rec: service.embed(wire, shuffle1)), service.info
+    adapter, info = _cached_untrained(wire_channels(params), str(device))
+
+    def untrained(wire: torch.Tensor, _shuffle1: torch.Tensor, rec: Any) -> torch.Tensor:
+        return rec.split(info["stage"])[1](adapter(wire))
+
+    return untrained, info
+
+
+def describe_service(info: dict[str, Any]) -> str:
     if not info["trained"]:
-        return f"untrained PPFR-FD adapter (seeded init, 0 training images) + {server}"
-    text = (f"PPFR-FD adapter trained on {info['train_images']} images for {info['epochs']} "
-            f"epochs (val cosine {info['val_cosine']:.3f}) + {server}")
-    return text if info["key_match"] else text + "; WARNING: trained for a different Shuffle1 key"
+        return ("UNTRAINED PPFR-FD service (seeded adapter, 0 training images, frozen dlib-resnet"
+                f" after {info['stage']}): its utility means nothing; train it with "
+                "`facepriv train ppfr_fd`")
+    return (f"PPFR-FD service: slot assignment + inverse DCT + dlib-resnet fine-tuned on "
+            f"{info['train_images']} faces ({info['data']}) for {info['steps']} steps "
+            f"(held-out top-1 {info['val_top1']:.2f})")
 
 
 @register("ppfr_fd")
@@ -253,6 +280,28 @@ class PPFRFD(Defence[PPFRParams]):
         perm = shuffle1_permutation(source, len(selected_channels(params)))
         return SecretKey(shuffle1=perm, reproducible=source.reproducible)
 
+    def service_ready(self, params: PPFRParams) -> bool:
+        return service_trained(params)
+
+    def service_seen(self, params: PPFRParams) -> dict[str, list[int]]:
+        if not service_trained(params):
+            return {}
+        _, info = utility_service(params, self.device)
+        return dict(info.get("trained_people", {}))
+
+    def prepare_service(self, params: PPFRParams, progress: Progress | None = None,
+                        cancel: Cancel | None = None) -> None:
+        """Train the service for this wire configuration on first use (this machine's SFHQ,
+        minutes on CPU; GPU when present), cached for every later run and key."""
+        if service_trained(params):
+            return
+        from facepriv_core.train.ppfr_fd_service import train_service
+
+        ckpt = train_service(params=params, device=self.device, cancel=cancel,
+                             progress=(lambda s, t, _loss: progress(s, t)) if progress else None)
+        if ckpt["cancelled"]:
+            raise ProtectionCancelled("PPFR-FD service training cancelled")
+
     def protect(self, x: torch.Tensor, params: PPFRParams, rng: torch.Generator,
                 progress: Progress | None = None,
                 cancel: Cancel | None = None, key: KeySource | None = None
@@ -265,13 +314,13 @@ class PPFRFD(Defence[PPFRParams]):
         shuffle2 = shuffle2_permutations(x.shape[0], wire_channels(params), rng)
         wire = mask_coefficients(coef, params, secret["shuffle1"], shuffle2).detach()
         nondc = [c for c in selected_channels(params) if c != 0]
-        adapter, info = utility_adapter(params, secret, self.device)
+        embed, info = utility_service(params, self.device)
 
         def utility(recognizer: Any) -> torch.Tensor:
             if not hasattr(recognizer, "split"):
-                raise TypeError("PPFR-FD's adapter feeds dlib-resnet's server part; got "
+                raise TypeError("PPFR-FD's service is built on dlib-resnet; got "
                                 f"{type(recognizer).__name__}")
-            return recognizer.split(info["stage"])[1](adapter(wire))
+            return embed(wire, secret["shuffle1"], recognizer)
 
         metrics = {
             "energy_dropped": float(energy_dropped(coef, nondc).mean()),
@@ -282,4 +331,4 @@ class PPFRFD(Defence[PPFRParams]):
             progress(1, 1)
         return FrequencyProtected(wire=wire, wire_kind="frequency", preview=tile_channels(wire),
                                   utility=utility, key=secret, metrics=metrics,
-                                  utility_model=describe_adapter(info))
+                                  utility_model=describe_service(info))
