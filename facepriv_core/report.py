@@ -231,7 +231,10 @@ def _sweep_run(s: Any) -> RunRecord:
     if curve.caution:
         facts["caution"] = curve.caution
     last = s.points[-1] if s.points else None
+    if last is not None:
+        facts["verdicts in the summary"] = f"the last point ({s.param}={last.value})"
     return RunRecord(kind="sweep", title=f"Sweep: {s.defence}.{s.param}", defence=s.defence,
+                     params={s.param: last.value} if last is not None else {},
                      facts=facts, tables={"curve": rows},
                      verdicts=dict(last.verdicts) if last else {},
                      overall_verdict=last.overall_verdict if last else None,
