@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from facepriv_core import attacks, audit, datasets, defences
 from facepriv_core.jobs import JobContext
 
@@ -42,8 +44,27 @@ def applicable_attacks(defence: str, names: list[str]) -> tuple[list[str], dict[
     return keep, skipped
 
 
+def people_sample(ds: datasets.FaceDataset, limit: int, seed: int = 0, per_person: int = 5
+                  ) -> datasets.FaceDataset:
+    """Up to `limit` faces, a few photos each of randomly drawn people (seeded): verification
+    needs same-person pairs and rank-1 needs a gallery, which a uniform draw of a few faces
+    from many people rarely gives. Datasets with one photo per person get a uniform draw."""
+    rng = np.random.default_rng(seed)
+    ids = np.asarray(ds.identities)
+    chosen: list[int] = []
+    for person in rng.permutation(np.unique(ids)):
+        photos = np.flatnonzero(ids == person)
+        if len(photos) >= 2:
+            chosen += [int(i) for i in rng.permutation(photos)[:per_person]]
+        if len(chosen) >= limit:
+            break
+    if len(chosen) < 2:
+        return ds.limit(limit, seed=seed)
+    return ds.subset(sorted(chosen[:limit]))
+
+
 def load_dataset_faces(spec: str, limit: int, seed: int = 0) -> audit.Faces:
-    ds = datasets.load(spec).limit(limit, seed=seed)
+    ds = people_sample(datasets.load(spec), limit, seed)
     aligned = datasets.align_dataset(ds)
     return audit.Faces(aligned.chips, ds.identities[aligned.indices],
                        [ds.keys[i] if ds.keys else str(i) for i in aligned.indices],
