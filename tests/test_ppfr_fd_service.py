@@ -29,8 +29,9 @@ from facepriv_core.train.ppfr_fd_service import (
 from facepriv_core.verification import verify_embeddings
 
 PARAMS = PPFRParams()
-#: Held-out Olivetti verification the trained service must reach (set from the measurement).
-SERVICE_BAR = 0.70
+#: Held-out Olivetti verification the trained service must reach: measured 0.83 (people 20-39,
+#: 60 steps), the pretrained network behind the same layer 0.79.
+SERVICE_BAR = 0.76
 SHUFFLE1 = torch.randperm(35, generator=torch.Generator().manual_seed(11))
 
 
