@@ -52,7 +52,7 @@ import torch  # noqa: E402
 
 from app import gradio_api  # noqa: E402
 from app.gpu import gpu  # noqa: E402
-from facepriv_core import attacks, defences, faces, metrics, models  # noqa: E402
+from facepriv_core import attacks, audit, defences, faces, metrics, models, report  # noqa: E402
 from facepriv_core.attacks.base import AttackCase, ProgressEvent  # noqa: E402
 from facepriv_core.defences.keys import (  # noqa: E402
     REPRODUCIBLE_LABEL,
@@ -77,7 +77,7 @@ class Session:
     defence: str = DEFAULT_DEFENCE
     params: dict[str, Any] = field(default_factory=dict)
     protection: Any = None  # (x, Protected, Defence, params) of the last protect
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[report.RunRecord] = field(default_factory=list)
 
 
 _SESSIONS: OrderedDict[str, Session] = OrderedDict()
@@ -175,13 +175,15 @@ def protect_ui(request: gr.Request, image: np.ndarray | None, defence: str,
     x, protected, d, dparams, figures = result
     state.face, state.face_label, state.defence, state.params = face, label, defence, params
     state.protection = (x, protected, d, dparams)
-    state.runs.append({"kind": "protect", "defence": defence, "params": params,
-                       "face": label, "metrics": figures})
+    fingerprint = protected.key.fingerprint() if protected.key is not None else None
+    state.runs.append(report.RunRecord.protect(
+        defence, params, {k: v for k, v in figures.items() if v is not None},
+        protected.wire_kind, list(protected.wire_shape), fingerprint, source=label))
     key_note = ("no key" if protected.key is None else
                 f"client key kept on the client, fingerprint {protected.key.fingerprint()}, "
                 + (REPRODUCIBLE_LABEL if reproducible else SECRET_LABEL))
     summary = (f"**{defence}** on the {label}: wire `{protected.wire_kind}` "
-               f"{list(protected.wire_shape)[1:]}, {key_note}. Utility cosine "
+               f"{list(protected.wire_shape)}, {key_note}. Utility cosine "
                f"{figures['utility_cosine']:.3f} (what the authorised service still gets).")
     return face.chip150, protected.preview[0], figures, summary
 
@@ -269,9 +271,10 @@ def attack_ui(name: str, request: gr.Request
     badge = ("" if verdict is None else
              f"### {'LEAKS' if verdict.leaks else 'No leak shown'}: {name}\n{verdict.reason}")
     figures = {k: round(v, 4) for k, v in result.aggregates.items()}
-    state.runs.append({"kind": "attack", "attack": name, "defence": state.defence,
-                       "params": state.params, "face": state.face_label, "metrics": figures,
-                       "verdict": None if verdict is None else verdict.model_dump()})
+    fingerprint = protected.key.fingerprint() if protected.key is not None else None
+    state.runs.append(report.RunRecord.attack(
+        result, state.defence, state.params, protected.wire_kind,
+        list(protected.wire_shape), fingerprint, source=state.face_label))
     yield (f"{name}: done in {time.monotonic() - started:.0f} s", preview, badge,
            {"metrics": figures, "verdict": None if verdict is None else verdict.model_dump()})
 
@@ -324,34 +327,16 @@ def curve_ui(param: str, values_text: str, attack: str, request: gr.Request) -> 
 
 
 def report_ui(title: str, author: str, notes: str, request: gr.Request) -> str:
-    """An HTML report of this session's runs (metrics and verdicts; no face pixels)."""
-    import html
-    import json
-
+    """The engine's review-board report of this session's runs (verdict summary first; no
+    face pixels), the same page `facepriv report` and the Streamlit Report page produce."""
     state = session(request)
     if not state.runs:
         raise gr.Error("Nothing to report yet: protect and attack a face first.",
                        print_exception=False)
-    rows = []
-    for run in state.runs:
-        verdict = run.get("verdict") or {}
-        rows.append(
-            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
-                run["kind"], run.get("attack", ""), run["defence"],
-                json.dumps(run["params"]), run["face"],
-                ("LEAKS" if verdict.get("leaks") else "no leak shown") if verdict else "",
-                verdict.get("reason", ""),
-                ", ".join(f"{k} {v:.3g}" for k, v in run["metrics"].items()
-                          if isinstance(v, int | float)))) + "</tr>")
-    page = (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto}"
-            "table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;"
-            "padding:4px;vertical-align:top;word-break:break-word}</style>"
-            f"<h1>{html.escape(title)}</h1><p>{html.escape(author)} - "
-            f"{time.strftime('%Y-%m-%d')}</p><p>{html.escape(notes)}</p>"
-            "<h2>Runs and verdicts</h2><table><tr><th>run</th><th>attack</th><th>defence</th>"
-            "<th>params</th><th>face</th><th>verdict</th><th>reason</th><th>metrics</th></tr>"
-            + "".join(rows) + "</table><p>No face images are included.</p>")
+    device = models.resolve_device("auto")
+    page = report.to_html(state.runs, audit.environment(device), title=title or
+                          "FacePriv privacy audit", author=author, notes=notes,
+                          include_faces=False)
     out = Path(os.environ["GRADIO_TEMP_DIR"]) / f"facepriv-report-{time.strftime('%H%M%S')}.html"
     out.write_text(page)
     return str(out)
