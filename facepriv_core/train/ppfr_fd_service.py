@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from facepriv_core.cache import cache_root
 from facepriv_core.cancel import Cancel
 from facepriv_core.defences.ppfr_fd import (
     FACE_SIZE,
@@ -63,6 +64,8 @@ from facepriv_core.defences.ppfr_fd import (
     to_grey112,
     wire_channels,
 )
+from facepriv_core.train.aux_faces import load_aux, resolve_aux
+from facepriv_core.train.decoder import config_digest
 from facepriv_core.train.loop import TrainProgress, save_checkpoint, train_loop
 
 CHECKPOINT_KIND = "ppfr_fd_service"
@@ -87,9 +90,6 @@ def wire_config(params: PPFRParams) -> dict[str, Any]:
 
 def cache_path(params: PPFRParams) -> Path:
     """Where the service trained for this wire configuration is cached."""
-    from facepriv_core.attacks.decoder_inversion import config_digest
-    from facepriv_core.cache import cache_root
-
     digest = config_digest({"kind": CHECKPOINT_KIND, "recipe": RECIPE_VERSION,
                             **wire_config(params)})
     return cache_root() / "services" / f"ppfr_fd-{digest}.pt"
@@ -261,8 +261,6 @@ def _training_faces(data: str | np.ndarray | None, max_images: int | None
                     ) -> tuple[np.ndarray, np.ndarray, str]:
     """Aligned chips and clean dlib embeddings of the training faces: a dataset spec (aligned
     once, cached), this machine's default auxiliary set when None, or uint8 chips."""
-    from facepriv_core.attacks.decoder_inversion import load_aux, resolve_aux
-
     if isinstance(data, np.ndarray):
         from facepriv_core import models
         from facepriv_core.faces import chips_to_tensor
