@@ -23,8 +23,9 @@ class Runner(ABC):
     @abstractmethod
     def sweep(self, spec: Any, param: str, values: Sequence[Any],
               progress: Progress | None = None, cancel: Cancel | None = None,
-              faces: Any = None) -> Any:
-        """A SweepResult: one audit per value of a defence parameter."""
+              faces: Any = None, reference: bool = False) -> Any:
+        """A SweepResult: one audit per value of a defence parameter (`reference`: and the
+        no-defence audit of the same faces)."""
 
     @abstractmethod
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

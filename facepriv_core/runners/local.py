@@ -19,10 +19,11 @@ class LocalRunner(Runner):
 
     def sweep(self, spec: Any, param: str, values: Sequence[Any],
               progress: Progress | None = None, cancel: Cancel | None = None,
-              faces: Any = None) -> Any:
+              faces: Any = None, reference: bool = False) -> Any:
         from facepriv_core.audit import runner
 
-        return runner.sweep(spec, param, values, progress=progress, cancel=cancel, faces=faces)
+        return runner.sweep(spec, param, values, progress=progress, cancel=cancel, faces=faces,
+                            reference=reference)
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)

@@ -138,19 +138,23 @@ class RayRunner(Runner):
 
     def sweep(self, spec: Any, param: str, values: Sequence[Any],
               progress: Progress | None = None, cancel: Cancel | None = None,
-              faces: Any = None) -> Any:
-        from facepriv_core.audit.runner import SweepPoint, SweepResult
+              faces: Any = None, reference: bool = False) -> Any:
+        from facepriv_core.audit.runner import SweepPoint, SweepResult, no_defence_spec
 
         faces_ref = ray.put(self._faces(spec, faces, None))
         pool = self._pool()
         specs = [spec.model_copy(update={"defence_params": {**spec.defence_params,
                                                             param: value}}) for value in values]
+        labels: list[Any] = list(values)
+        if reference:
+            specs.append(no_defence_spec(spec))
+            labels.append("no defence")
         refs = [pool[i % len(pool)].audit.remote(s, faces_ref) for i, s in enumerate(specs)]
-        points = []
-        for value, (result, _) in zip(values, self._gather(refs, f"sweep {param}", progress,
-                                                           cancel), strict=True):
-            points.append(SweepPoint.of(value, result))
-        return SweepResult(defence=spec.defence, param=param, points=points)
+        done = self._gather(refs, f"sweep {param}", progress, cancel)
+        points = [SweepPoint.of(label, result) for label, (result, _) in zip(labels, done,
+                                                                              strict=True)]
+        ref = points.pop() if reference else None
+        return SweepResult(defence=spec.defence, param=param, points=points, reference=ref)
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         ref = self._pool()[0].call.remote(fn, args, kwargs)
