@@ -120,8 +120,10 @@ def _no_tracebacks(page) -> None:
     assert "Traceback" not in text and "Error:" not in text.replace("error:", "")
 
 
-def _select(page, label: str, option: re.Pattern[str]) -> None:
+def _select(page, label: str, option: re.Pattern[str], typed: str) -> None:
+    """Open a select box, type to filter (long lists are virtualised), pick the option."""
     page.get_by_label(label, exact=True).first.click()
+    page.keyboard.type(typed)
     page.get_by_role("option", name=option).first.click()
     _settle(page)
 
@@ -148,7 +150,7 @@ def test_upload_protect_attack_keeps_state_with_screenshots(server: str, browser
     page.screenshot(path=str(shots / "1_face.png"), full_page=True)
 
     _go(page, "Protect")
-    _select(page, "Defence", re.compile(r"^blur:"))
+    _select(page, "Defence", re.compile(r"^blur:"), "blur")
     kernel = page.get_by_role("slider").first  # blur's first parameter: kernel (9)
     kernel.focus()
     for _ in range(6):
@@ -176,7 +178,7 @@ def test_upload_protect_attack_keeps_state_with_screenshots(server: str, browser
 
     # switch defence: the earlier card keeps its own wire
     page.get_by_text("Change the defence").click()
-    _select(page, "Defence", re.compile(r"^pixelate:"))
+    _select(page, "Defence", re.compile(r"^pixelate:"), "pixelate")
     _launch_identity(page)
     page.get_by_text(re.compile(r"#2 identity on pixelate: done")).first.wait_for(
         timeout=240_000)
