@@ -46,9 +46,16 @@ def identity_rules(case: AttackCase, result: AttackResult) -> list[Rule]:
     of the protected face to its original vs the recogniser's same-person threshold. On
     feature/embedding wires only the authorised service matches: that is utility."""
     from facepriv_core.attacks.identity import gallery_exclusion
+    from facepriv_core.attacks.scenarios import own_photo_mask
 
     ids = _ids(case)
-    chance = chance_rank1(ids, gallery_exclusion(ids))
+    if result.details.get("scenario", "naive") == "naive":
+        chance = chance_rank1(ids, gallery_exclusion(ids))
+    else:  # own photo never matched: chance over the probes that have another photo
+        same = (ids[:, None] == ids[None, :]) & ~own_photo_mask(ids)
+        has = same.any(axis=1)
+        chance = float(np.mean(same[has].sum(axis=1) / max(len(ids) - 1, 1))) if has.any() \
+            else 1.0
     service_only = result.details.get("probe") == "authorised service embedding"
     thresholds: dict[str, Any] = result.details.get("thresholds", {})
     rules = []

@@ -15,10 +15,7 @@ from facepriv_core.attacks._common import score_rows
 from facepriv_core.attacks.base import AttackCase, AttackResult, CancelFn, ProgressFn, ThreatModel
 from facepriv_core.attacks.decoder_inversion import DecoderInversion, DecoderParams
 from facepriv_core.attacks.identity import AUTHORISED, DEFAULT_THRESHOLDS
-from facepriv_core.defences.base import Defence, Protected
 
-#: Image-wire defences whose protection is a public transform an attacker can re-apply.
-IMAGE_DEFENCES = frozenset({"blur", "pixelate", "noise"})
 #: dlib-resnet's cosine threshold (fitted on Olivetti) for "the recogniser says same person".
 MATCH_THRESHOLD = DEFAULT_THRESHOLDS[AUTHORISED]
 
@@ -32,15 +29,8 @@ class AdaptiveDecoder(DecoderInversion):
                  "public params, learns to undo it, and restores the images it received.",
     )
     applies_to = frozenset({"image"})
-
-    def applicable(self, protected: Protected, defence: Defence | None = None) -> str | None:
-        reason = super().applicable(protected, defence)
-        if reason:
-            return reason
-        if defence is not None and defence.name not in IMAGE_DEFENCES:
-            return (f"{self.title} undoes {', '.join(sorted(IMAGE_DEFENCES))}, not "
-                    f"{defence.name}: its image is not a public transform of the face")
-        return None
+    #: The image must be a public transform of the face (plus noise), which it learns to undo.
+    needs = frozenset({"simulate", "public_transform"})
 
     def run(self, case: AttackCase, params: DecoderParams, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:

@@ -19,7 +19,13 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from facepriv_core import cancel as _cancel
-from facepriv_core.defences.base import Defence, DefenceParams, Protected, WireKind
+from facepriv_core.defences.base import (
+    CAPABILITIES,
+    Defence,
+    DefenceParams,
+    Protected,
+    WireKind,
+)
 from facepriv_core.embedding import embed_batched
 from facepriv_core.progress import ProgressEvent as ProgressEvent  # re-exported for attacks
 from facepriv_core.progress import ProgressFn as ProgressFn
@@ -95,7 +101,7 @@ class AttackCase:
         return self.defence_params
 
     def __repr__(self) -> str:
-        return (f"AttackCase(n={self.original.shape[0]}, defence={self.defence.name!r}, "
+        return (f"AttackCase(n={self.original.shape[0]}, defence={self.defence!r}, "
                 f"wire={self.protected.wire_kind!r})")
 
 
@@ -137,6 +143,9 @@ class Attack(ABC, Generic[P]):
     title: ClassVar[str]
     threat: ClassVar[ThreatModel]
     applies_to: ClassVar[frozenset[WireKind]]
+    #: Defence capabilities (facepriv_core.defences.base.CAPABILITIES) the attack relies on:
+    #: whether it applies to a defence follows from them, never from the defence's name.
+    needs: ClassVar[frozenset[str]] = frozenset()
     Params: type[P]  # a class attribute (ClassVar cannot hold a type variable)
     verdict_phrasing: ClassVar[Phrasing] = Phrasing("the attack succeeds", "the attack fails")
 
@@ -147,6 +156,13 @@ class Attack(ABC, Generic[P]):
         super().__init_subclass__(**kwargs)
         if "run" in cls.__dict__:
             cls.run = _judged(cls.__dict__["run"])  # type: ignore[method-assign]
+        unknown = set(cls.__dict__.get("needs", frozenset())) - set(CAPABILITIES)
+        if unknown:
+            raise TypeError(f"{cls.__name__} needs unknown capabilities {sorted(unknown)}")
+
+    def needs_for(self, wire_kind: WireKind) -> frozenset[str]:
+        """The capabilities needed on a wire of this kind (some attacks need more on some)."""
+        return self.needs
 
     def verdict_rules(self, case: AttackCase, result: AttackResult) -> list[Rule]:
         """The headline rules resolved on this result. Every registered attack overrides it
@@ -158,11 +174,11 @@ class Attack(ABC, Generic[P]):
         return judge(self.verdict_rules(case, result), self.verdict_phrasing, seed=case.seed)
 
     def applicable(self, protected: Protected, defence: Defence | None = None) -> str | None:
-        """None when the attack applies to this wire, else the reason it does not."""
+        """None when the attack applies to this wire and defence, else the reason it does not."""
         if protected.wire_kind not in self.applies_to:
             kinds = ", ".join(sorted(self.applies_to))
             return f"{self.title} works on {kinds} wires, not {protected.wire_kind}"
-        return None
+        return missing_capabilities(self.title, self.needs_for(protected.wire_kind), defence)
 
     @abstractmethod
     def run(self, case: AttackCase, params: P, progress: ProgressFn | None = None,
@@ -199,6 +215,20 @@ def _judged(run: Callable[..., AttackResult]) -> Callable[..., AttackResult]:
 
     return wrapper
 
+
+
+def missing_capabilities(title: str, needs: frozenset[str], defence: Defence | None
+                         ) -> str | None:
+    """None when `defence` offers every capability in `needs`, else why the attack is out."""
+    if not needs:
+        return None
+    offered = defence.capabilities if defence is not None else frozenset()
+    missing = sorted(needs - offered)
+    if not missing:
+        return None
+    what = "; ".join(CAPABILITIES[m] for m in missing)
+    who = defence.title if defence is not None else "an unknown defence"
+    return f"{title} needs what {who} does not give away: {what}"
 
 
 #: check_cancel(cancel) raises AttackCancelled when the caller asked the attack to stop.

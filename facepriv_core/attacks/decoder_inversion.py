@@ -13,7 +13,7 @@ same people, without needing shared identity labels.
 
 The decoder network, its training and cache are in train/decoder.py and the auxiliary faces in
 train/aux_faces.py; this module is the attack. Trained decoders are cached per defence
-configuration, named by a hash of the defence name and params, the decoder's training params
+configuration, named by a hash of the defence and its params, the decoder's training params
 and the auxiliary faces excluded.
 """
 
@@ -82,6 +82,8 @@ class DecoderInversion(Attack[DecoderParams]):
                  "algorithm, learns to turn wires back into faces, and decodes what it received.",
     )
     applies_to = frozenset({"features", "embedding", "frequency", "image"})
+    #: Training pairs come from protecting auxiliary faces with the public algorithm.
+    needs = frozenset({"simulate"})
     Params = DecoderParams
     verdict_phrasing = _rules.RECONSTRUCTION
 
@@ -92,8 +94,6 @@ class DecoderInversion(Attack[DecoderParams]):
         reason = super().applicable(protected, defence)
         if reason:
             return reason
-        if defence is None:
-            return f"{self.title} needs the defence's public algorithm to make training pairs"
         if len(protected.wire_shape) not in (1, 3):
             return (f"{self.title} decodes (C, H, W) maps or vectors, not wires of shape "
                     f"{protected.wire_shape}")
@@ -111,12 +111,11 @@ class DecoderInversion(Attack[DecoderParams]):
             raise ValueError(f"only {(~drop).sum()} auxiliary faces are not the attacked people")
         n = case.original.shape[0]
         wire = case.protected.wire[:n].float()
-        config = {"architecture": ARCHITECTURE, "defence": case.defence.name,
-                  "defence_params": case.defence_params.model_dump(mode="json"),
+        config = {"architecture": ARCHITECTURE, **case.defence.config(case.defence_params),
                   "decoder": params.model_dump(mode="json", exclude={"device", "use_cache"}),
                   "seed": case.seed, "excluded": sorted(k for k, d in zip(keys, drop,
                                                                           strict=True) if d)}
-        path = cache_dir() / f"decoder-{case.defence.name}-{config_digest(config)}.pt"
+        path = cache_dir() / f"decoder-{config['defence']}-{config_digest(config)}.pt"
         dev = models.resolve_device(params.device)
         if params.use_cache and path.is_file():
             decoder, info = load_cached_decoder(path, params.width, dev)

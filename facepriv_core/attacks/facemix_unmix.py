@@ -49,7 +49,7 @@ from facepriv_core.attacks.base import (
     check_cancel,
 )
 from facepriv_core.attacks.whitebox_inversion import WhiteboxInversion, WhiteboxParams
-from facepriv_core.defences.base import Defence, Protected, tile_channels
+from facepriv_core.defences.base import Protected, tile_channels
 from facepriv_core.defences.facemix import FaceMixParams, group_indices
 from facepriv_core.verdicts import Rule
 
@@ -179,6 +179,7 @@ class FaceMixUnmix(Attack[FaceMixUnmixParams]):
                  "features blindly, without the secret matrices, then inverts them.",
     )
     applies_to = frozenset({"features"})
+    needs = frozenset({"group_mixing"})
     Params = FaceMixUnmixParams
     verdict_phrasing = _rules.RECONSTRUCTION
 
@@ -195,15 +196,6 @@ class FaceMixUnmix(Attack[FaceMixUnmixParams]):
                 threshold_source="cosine of the mixed wire rows themselves to the true "
                                  "features (no unmixing)", subject="features"))
         return rules
-
-    def applicable(self, protected: Protected, defence: Defence | None = None) -> str | None:
-        reason = super().applicable(protected, defence)
-        if reason:
-            return reason
-        if defence is None or defence.name != "facemix":
-            name = defence.name if defence is not None else "an unknown defence"
-            return f"{self.title} attacks FaceMix's group mixing only, not {name}"
-        return None
 
     def _invert(self, case: AttackCase, feats: torch.Tensor, params: FaceMixUnmixParams,
                 offset: int, total: int, progress: ProgressFn | None, cancel: CancelFn | None

@@ -10,7 +10,7 @@ embedding wires only the authorised service's own embedding (`Protected.utility`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -53,6 +53,19 @@ class IdentityParams(AttackParams):
                         "authorised one and every other available one except duplicates "
                         "such as dlib-native); image wires only")
     batch_size: int = Field(32, ge=1, le=512, description="faces per forward pass")
+    scenario: Literal["naive", "parrot", "retrained"] = Field(
+        "naive", description="the attacker's gallery: 'naive' clean photos; 'parrot' photos "
+                             "protected like the probe (public params, the attacker's own "
+                             "key); 'retrained' parrot plus recognisers adapted to protected "
+                             "faces of auxiliary people (needs aux)")
+    aux: str = Field("", description="'retrained': auxiliary faces of other people, a dataset "
+                                     "spec such as sfhq:/path/to/sfhq")
+    aux_limit: int = Field(200, ge=4, le=5000,
+                           description="'retrained': at most this many auxiliary faces")
+    views: int = Field(4, ge=2, le=16, description="'retrained': protected augmented views "
+                                                  "per auxiliary face")
+    head_steps: int = Field(300, ge=1, le=5000,
+                            description="'retrained': training steps of each adapted head")
 
 
 #: Available recognisers left out unless named: dlib-native is the same network as
@@ -115,43 +128,56 @@ class IdentityAbuse(Attack[IdentityParams]):
 
     def run(self, case: AttackCase, params: IdentityParams, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
+        from facepriv_core.attacks import scenarios
+
         reason = self.applicable(case.protected, case.defence)
         if reason:
             raise ValueError(reason)
+        scenarios.require(case, params.scenario, self.title)
         prot = case.protected
         is_image = prot.wire_kind == "image"
         names = recogniser_names(params, is_image)
         n = case.original.shape[0]
         ids = case.identities if case.identities is not None else np.arange(n)
-        exclude = gallery_exclusion(ids)
+
+        def embed(model: Any, x: torch.Tensor) -> np.ndarray:
+            return embed_numpy(model, x, params.batch_size, self.device, cancel=cancel,
+                               error=AttackCancelled)
+
+        setup = scenarios.ScenarioGallery(case, params.scenario, embed, self.device,
+                                          aux=params.aux, aux_limit=params.aux_limit,
+                                          views=params.views, head_steps=params.head_steps)
+        exclude = setup.exclude
         rows: list[dict[str, float]] = [{} for _ in range(n)]
         thresholds: dict[str, dict[str, Any]] = {}
         for step, name in enumerate(names):
             check_cancel(cancel)
             model = models.get(name, self.device)
-            clean = case.original_embedding(name, params.batch_size).float().cpu().numpy()
             if is_image:
                 image = prot.image if prot.image is not None else prot.wire
-                probe = embed_numpy(model, image, params.batch_size, self.device,
-                                    cancel=cancel, error=AttackCancelled)
+                probe = embed(model, image[:n])
             else:
                 with torch.no_grad():
                     probe = prot.utility(model).float().cpu().numpy()
+            probe, gallery = setup.embeddings(name, model, probe, params.batch_size)
             t: float | None
             if name == AUTHORISED and params.threshold is not None:
                 t, source = params.threshold, "given"
             else:
-                t, source = fit_threshold(name, clean, case.identities, model)
+                t, source = fit_threshold(name, gallery, case.identities, model)
+                if params.scenario != "naive":
+                    source = source.replace("clean", "protected gallery")
             thresholds[name] = {"value": t, "source": source}
-            cos = verification.cosine(probe, clean)
-            hits = metrics.rank1_hits(probe, clean, ids, ids, exclude=exclude)
+            cos = setup.pair_cosine(probe, gallery)
+            hits = metrics.rank1_hits(probe, gallery, ids, ids, exclude=exclude)
             for i, row in enumerate(rows):
                 row[f"cosine@{name}"] = float(cos[i])
-                row[f"match@{name}"] = float(cos[i] >= t) if t is not None else float("nan")
+                row[f"match@{name}"] = (float(cos[i] >= t) if t is not None and np.isfinite(cos[i])
+                                        else float("nan"))
                 row[f"rank1@{name}"] = float(hits[i])
             if progress:
                 progress(ProgressEvent(step + 1, len(names), prot.preview[0],
-                                       {f"cosine@{name}": float(np.mean(cos))}))
+                                       {f"cosine@{name}": float(np.nanmean(cos))}))
         for row in rows:
             row["cosine"] = row[f"cosine@{AUTHORISED}"]
             row["match_rate"] = row[f"match@{AUTHORISED}"]
@@ -162,5 +188,7 @@ class IdentityAbuse(Attack[IdentityParams]):
             "gallery": f"the {n} originals; {int(exclude.any(axis=1).sum())} probes may not "
                        "match their own original because their person has another photo",
             "probe": "protected image" if is_image else "authorised service embedding",
+            **setup.details,
         }
-        return AttackResult(self.name, self.threat, rows, details=details)
+        return AttackResult(self.name, scenarios.THREATS[params.scenario], rows,
+                            details=details)

@@ -46,7 +46,6 @@ from facepriv_core.attacks.base import (
     ThreatModel,
     check_cancel,
 )
-from facepriv_core.defences.base import Defence, Protected
 from facepriv_core.defences.ppfr_fd import (
     FACE_SIZE,
     LUMA_601,
@@ -131,6 +130,7 @@ class PPFRFDWhitebox(Attack[PPFRWhiteboxParams]):
                  "other people's faces.",
     )
     applies_to = frozenset({"frequency"})
+    needs = frozenset({"frequency_masking"})
     Params = PPFRWhiteboxParams
     verdict_phrasing = _rules.RECONSTRUCTION
 
@@ -141,15 +141,6 @@ class PPFRFDWhitebox(Attack[PPFRWhiteboxParams]):
         ssim = (float(base["ssim"]), "SSIM of the auxiliary faces' mean face to the grey "
                                      "original") if "ssim" in base else None
         return _rules.reconstruction_rules(case, result, baseline_ssim=ssim)
-
-    def applicable(self, protected: Protected, defence: Defence | None = None) -> str | None:
-        reason = super().applicable(protected, defence)
-        if reason:
-            return reason
-        if defence is None or defence.name != "ppfr_fd":
-            name = defence.name if defence is not None else "an unknown defence"
-            return f"{self.title} attacks PPFR-FD's masking only, not {name}"
-        return None
 
     def _score(self, case: AttackCase, recon: torch.Tensor) -> list[dict[str, float]]:
         net = models.get("dlib-resnet", self.device)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -40,21 +40,10 @@ from facepriv_core.attacks.base import (
     ThreatModel,
     check_cancel,
 )
-from facepriv_core.defences.base import Defence, DefenceParams, Protected
-from facepriv_core.defences.baselines import gaussian_blur, pixelate
+from facepriv_core.defences.base import Defence, DefenceParams, Protected, WireKind
 from facepriv_core.verdicts import Rule
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
-
-#: Image-wire defences whose public transform is differentiable (noise: the identity, since
-#: the attacker cannot know the noise drawn).
-_IMAGE_TRANSFORMS: dict[str, Callable[[Any], Forward]] = {  # params of the named defence
-    "none": lambda p: lambda x: x,
-    "noise": lambda p: lambda x: x,
-    "blur": lambda p: lambda x: gaussian_blur(x, p.kernel, p.sigma),
-    "pixelate": lambda p: lambda x: pixelate(x, p.block),
-}
-
 
 class WhiteboxParams(AttackParams):
     steps: int = Field(100, ge=1, le=20000, description="optimisation steps per restart")
@@ -84,12 +73,14 @@ def _forward_model(protected: Protected, defence: Defence | None,
             raise ValueError(f"feature wire of shape {protected.wire_shape} is not the output "
                              "of a dlib-resnet stage")
         return net.split(stage)[0], stage
-    if kind == "image" and defence is not None and defence.name in _IMAGE_TRANSFORMS:
+    if kind == "image" and defence is not None:
         if params is None:
-            raise ValueError(f"inverting {defence.name!r} images needs the defence's params")
-        return _IMAGE_TRANSFORMS[defence.name](params), None
+            raise ValueError(f"inverting {defence.title} images needs the defence's params")
+        transform = defence.public_transform(params)
+        if transform is not None:
+            return transform.apply, None
     raise ValueError(f"no differentiable forward model for {kind} wires"
-                     + (f" of defence {defence.name!r}" if defence is not None else ""))
+                     + (f" of {defence.title}" if defence is not None else ""))
 
 
 def _initial_logits(shape: torch.Size, init: str, gen: torch.Generator) -> torch.Tensor:
@@ -122,12 +113,11 @@ class WhiteboxInversion(Attack[WhiteboxParams]):
         if protected.wire_kind == "features" and stage_for(protected.wire_shape) is None:
             return (f"{self.title} needs features shaped like a dlib-resnet stage output, "
                     f"not {protected.wire_shape}")
-        if protected.wire_kind == "image" and (defence is None
-                                                or defence.name not in _IMAGE_TRANSFORMS):
-            name = defence.name if defence is not None else "an unknown defence"
-            return (f"{self.title} has no differentiable model of {name}'s image transform "
-                    f"(known: {', '.join(sorted(_IMAGE_TRANSFORMS))})")
         return None
+
+    def needs_for(self, wire_kind: WireKind) -> frozenset[str]:
+        """Image wires are inverted through the defence's public transform."""
+        return frozenset({"public_transform"}) if wire_kind == "image" else self.needs
 
     def _threat_for(self, kind: str) -> ThreatModel:
         """Embedding wires need the recogniser, image wires the defence's public transform."""

@@ -222,26 +222,26 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
         attack = attack_registry.get(a.name, device=str(device))
         reason = attack.applicable(protected, defence)
         if reason:
-            raise UsageError(f"attack '{a.name}' does not apply to defence '{spec.defence}': "
+            raise UsageError(f"attack '{a.key}' does not apply to defence '{spec.defence}': "
                              f"{reason}")
         t = time.perf_counter()
         torch.manual_seed(spec.seed)
 
-        def on_event(event: Any, _name: str = a.name) -> None:
+        def on_event(event: Any, _name: str = a.key) -> None:
             if progress:
                 progress(f"attack {_name}", event.step, event.total)
 
-        aparams = validate(attack.Params, a.params, f"parameters for attack '{a.name}'")
+        aparams = validate(attack.Params, a.params, f"parameters for attack '{a.key}'")
         result = attack.run(case, aparams, on_event, cancel)
-        timings[f"attack_{a.name}_s"] = time.perf_counter() - t
-        attack_out[a.name] = result.per_image
-        threat_models[a.name] = attack.threat.sentence
+        timings[f"attack_{a.key}_s"] = time.perf_counter() - t
+        attack_out[a.key] = result.per_image
+        threat_models[a.key] = result.threat_model.sentence
         if result.verdict is not None:
-            verdicts[a.name] = result.verdict
+            verdicts[a.key] = result.verdict
         if result.reconstructions is not None:
-            reconstructions[a.name] = tensor_to_chips(result.reconstructions)
+            reconstructions[a.key] = tensor_to_chips(result.reconstructions)
         for row, per in zip(rows, result.per_image, strict=True):
-            row.update({f"{a.name}.{k}": v for k, v in per.items()})
+            row.update({f"{a.key}.{k}": v for k, v in per.items()})
 
     utility, attack_estimates = estimates(spec, rows, attack_out, dict(protected.metrics))
     notes = service_verification(utility, authorised, clean, data.identities, spec.seed,
@@ -290,7 +290,7 @@ class SweepResult(BaseModel):
     def curve(self, privacy: str, utility: str = "utility_cosine") -> list[tuple[Any, float,
                                                                                 float]]:
         """(value, privacy metric 'attack.metric', utility metric) for each point."""
-        attack, _, metric = privacy.partition(".")
+        attack, _, metric = privacy.rpartition(".")  # labels may hold dots, metrics do not
         return [(p.value, p.attacks[attack][metric], p.utility[utility]) for p in self.points]
 
 

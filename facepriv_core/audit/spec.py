@@ -22,10 +22,18 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class AttackSpec(BaseModel):
+    """One attack of an audit. `label` keys its results (default: the name), so the same
+    attack can run twice with different params, e.g. `identity:scenario=parrot`."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
 
 
 class AuditSpec(BaseModel):
@@ -60,6 +68,11 @@ class AuditSpec(BaseModel):
     def _one_source(self) -> AuditSpec:
         if bool(self.images) == bool(self.dataset):
             raise ValueError("give either images or a dataset (exactly one of them)")
+        keys = [a.key for a in self.attacks]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"attack {', '.join(twice)} given twice: give each run a "
+                             "different label or different inline params")
         return self
 
     def spec_hash(self) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "bounded_int",
     "defence_params",
     "existing_file",
+    "parse_attack",
     "parse_sets",
     "print_out",
     "resolve_device",
@@ -144,6 +145,29 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def parse_attack(item: str) -> tuple[str, dict[str, str], str | None]:
+    """`NAME` or `NAME:key=value[,key=value]` into (name, params, label).
+
+    The label, which keys the attack's results, is None for a plain name (results stay
+    under the name) and the text as given otherwise, so `identity:scenario=naive` and
+    `identity:scenario=parrot` can run in one audit."""
+    name, colon, rest = item.strip().partition(":")
+    name = name.strip()
+    if not name:
+        raise UsageError(f"--attack expects NAME or NAME:key=value[,key=value], got {item!r}")
+    if not colon:
+        return name, {}, None
+    pairs = [p for p in rest.split(",") if p.strip()]
+    if not pairs:
+        raise UsageError(f"--attack {item!r}: give key=value pairs after the colon")
+    try:
+        params = parse_sets(pairs)
+    except UsageError:
+        raise UsageError(f"--attack expects NAME:key=value[,key=value], got {item!r}") from None
+    label = f"{name}:" + ",".join(f"{k}={v}" for k, v in params.items())
+    return name, params, label
+
+
 def audit_spec_from_args(args: argparse.Namespace) -> Any:
     """An AuditSpec from --spec FILE.yaml, or from the flags (flags given override the file)."""
     from facepriv_core import specfile
@@ -175,7 +199,11 @@ def audit_spec_from_args(args: argparse.Namespace) -> Any:
             raise UsageError("defence_params in the spec must be a mapping of name: value")
         spec["defence_params"] = {**given, **parse_sets(args.set)}
     if args.attack:
-        spec["attacks"] = [{"name": n, "params": attack_params.get(n, {})} for n in args.attack]
+        spec["attacks"] = []
+        for item in args.attack:
+            name, inline, label = parse_attack(item)
+            spec["attacks"].append({"name": name, "label": label,
+                                    "params": {**attack_params.get(name, {}), **inline}})
     if "defence" not in spec:
         raise UsageError("give --defence NAME or a --spec file that names one")
     return validate(AuditSpec, spec, "audit spec")
@@ -199,7 +227,9 @@ def add_audit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--defence", default=None, help="registered defence name")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a defence parameter, repeatable")
-    p.add_argument("--attack", action="append", default=[], help="an attack, repeatable")
+    p.add_argument("--attack", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
+                   help="an attack, repeatable; inline params label its results, e.g. "
+                        "identity:scenario=parrot")
     p.add_argument("--attack-set", action="append", default=[], metavar="NAME.KEY=VALUE",
                    help="an attack parameter, repeatable")
     src = p.add_mutually_exclusive_group()

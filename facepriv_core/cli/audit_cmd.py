@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from typing import Any
 
 from facepriv_core.cli._common import (
@@ -25,8 +26,9 @@ def write_outputs(folder: str, result: Any) -> None:
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "result.json").write_text(result.model_dump_json(indent=2))
     for name, batch in result.images.items():
+        safe = re.sub(r"[^A-Za-z0-9_.=,-]+", "_", name)  # attack labels may hold ':' or '/'
         for i, img in enumerate(batch):
-            Image.fromarray(img).save(out / "images" / f"{i:04d}_{name}.png")
+            Image.fromarray(img).save(out / "images" / f"{i:04d}_{safe}.png")
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

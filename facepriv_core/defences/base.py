@@ -201,12 +201,56 @@ class Protected:
                 f"n={self.wire.shape[0]}, key={self.key!r})")
 
 
+#: What a defence's public algorithm lets an attacker know and reuse. Attacks declare the
+#: capabilities they need; which attacks apply to which defence follows from the two.
+CAPABILITIES: dict[str, str] = {
+    "simulate": "the attacker can protect faces of its own with the public algorithm and "
+                "params, under a fresh key it draws itself (simulate)",
+    "public_transform": "the wire is a key-free, differentiable function of the face the "
+                        "attacker can compute (public_transform)",
+    "known_blur": "the public transform is a convolution with a known kernel (psf)",
+    "known_blocks": "the public transform averages square blocks of a known size (block)",
+    "known_noise": "the wire is the face plus noise of a known scale (noise_sigma)",
+    "group_mixing": "wire rows are secret linear mixes of groups of shallow features, with "
+                    "public group size and coefficient family",
+    "frequency_masking": "the wire is a block-DCT with public channel selection and secret "
+                         "channel shuffles",
+}
+
+
+@dataclass(frozen=True)
+class PublicTransform:
+    """A key-free model of the defence an attacker may reuse: `apply` maps faces (N, 3, H, W)
+    in [0, 1] to what the wire would hold without the defence's randomness; the optional
+    fields say what kind of degradation it is, for classic restorations (deconvolution,
+    super-resolution, denoising)."""
+
+    apply: Callable[[torch.Tensor], torch.Tensor]
+    psf: np.ndarray | None = None
+    block: int | None = None
+    noise_sigma: float | None = None
+
+    def implied_capabilities(self) -> frozenset[str]:
+        caps = {"public_transform"}
+        if self.psf is not None:
+            caps.add("known_blur")
+        if self.block is not None:
+            caps.add("known_blocks")
+        if self.noise_sigma is not None:
+            caps.add("known_noise")
+        return frozenset(caps)
+
+
 P = TypeVar("P", bound=DefenceParams)
 
 
 class Defence(ABC, Generic[P]):
     """A privacy defence from the literature. Subclasses register with `@register(name)` and
-    name their Params: `class Blur(Defence[BlurParams])`, so `protect` is typed with them."""
+    name their Params: `class Blur(Defence[BlurParams])`, so `protect` is typed with them.
+
+    `capabilities` declares what the public algorithm gives away (keys of CAPABILITIES); the
+    contract tests check that it agrees with `public_transform` and `simulate`.
+    """
 
     name: ClassVar[str]
     title: ClassVar[str]
@@ -216,12 +260,33 @@ class Defence(ABC, Generic[P]):
     optimising: ClassVar[bool] = False
     #: Keyed defences take `key: KeySource | None` in protect (None: a fresh secret source).
     keyed: ClassVar[bool] = False
+    capabilities: ClassVar[frozenset[str]] = frozenset({"simulate"})
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
 
+    def __repr__(self) -> str:
+        return f"<Defence {self.name}>"
+
     def params(self, **values: Any) -> P:
         return self.Params(**values)
+
+    def public_transform(self, params: P) -> PublicTransform | None:
+        """The key-free transform an attacker can reuse, or None when the wire is not one."""
+        return None
+
+    def simulate(self, x: torch.Tensor, params: P, rng: torch.Generator,
+                 progress: Progress | None = None, cancel: Cancel | None = None) -> Protected:
+        """Protect faces of the attacker's own with the public algorithm and params: the
+        attacker's key (a reproducible source derived from its `rng`, never the victim's)
+        and all other randomness from `rng`."""
+        seed = int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device))
+        key = KeySource.from_seed(seed).derive("attacker") if self.keyed else None
+        return self.protect_keyed(x, params, rng, key, progress, cancel)
+
+    def config(self, params: P) -> dict[str, Any]:
+        """This defence and its params as JSON-able data, to key attack caches by."""
+        return {"defence": self.name, "defence_params": params.model_dump(mode="json")}
 
     @abstractmethod
     def protect(self, x: torch.Tensor, params: P, rng: torch.Generator,

@@ -3,6 +3,7 @@ protect nothing (`none`: the image goes to the server; `split`: plain split comp
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -16,6 +17,7 @@ from facepriv_core.defences.base import (
     Paper,
     Progress,
     Protected,
+    PublicTransform,
     image_preview,
     tile_channels,
 )
@@ -48,6 +50,10 @@ class NoDefence(Defence[NoParams]):
     title = "No defence (the face goes to the server)"
     wire_kind = "image"
     Params = NoParams
+    capabilities = frozenset({"simulate", "public_transform"})
+
+    def public_transform(self, params: NoParams) -> PublicTransform:
+        return PublicTransform(apply=lambda x: x)
 
     def protect(self, x: torch.Tensor, params: NoParams, rng: torch.Generator,
                 progress: Progress | None = None,
@@ -67,6 +73,11 @@ class GaussianNoise(Defence[NoiseParams]):
     paper = FACEMIX
     wire_kind = "image"
     Params = NoiseParams
+    capabilities = frozenset({"simulate", "public_transform", "known_noise"})
+
+    def public_transform(self, params: NoiseParams) -> PublicTransform:
+        """The face itself: the noise drawn is unknown, its scale is public."""
+        return PublicTransform(apply=lambda x: x, noise_sigma=params.sigma / 255.0)
 
     def protect(self, x: torch.Tensor, params: NoiseParams, rng: torch.Generator,
                 progress: Progress | None = None,
@@ -84,13 +95,27 @@ class BlurParams(DefenceParams):
                                      "size as OpenCV does: 0.3 * ((k - 1) / 2 - 1) + 0.8")
 
 
+def blur_sigma(kernel: int, sigma: float = 0.0) -> float:
+    """The sigma actually used: given, else OpenCV's rule from the (odd) kernel size."""
+    size = kernel | 1
+    return sigma or 0.3 * ((size - 1) / 2 - 1) + 0.8
+
+
+def blur_psf(kernel: int, sigma: float = 0.0) -> np.ndarray:
+    """The 2-D point-spread function of `gaussian_blur` (float64, sums to 1)."""
+    if kernel <= 1:
+        return np.ones((1, 1))
+    k = gaussian_kernel1d(kernel | 1, blur_sigma(kernel, sigma), torch.device("cpu"))
+    k64 = k.double().numpy()
+    return np.outer(k64, k64)
+
+
 def gaussian_blur(x: torch.Tensor, kernel: int, sigma: float = 0.0) -> torch.Tensor:
     """Separable Gaussian blur with reflected borders; kernel <= 1 returns x unchanged."""
     if kernel <= 1:
         return x
-    size = kernel | 1
-    sigma = sigma or 0.3 * ((size - 1) / 2 - 1) + 0.8
-    return separable_blur(x, gaussian_kernel1d(size, sigma, x.device), "reflect")
+    k = gaussian_kernel1d(kernel | 1, blur_sigma(kernel, sigma), x.device)
+    return separable_blur(x, k, "reflect")
 
 
 @register("blur")
@@ -99,6 +124,11 @@ class GaussianBlur(Defence[BlurParams]):
     paper = FACEMIX
     wire_kind = "image"
     Params = BlurParams
+    capabilities = frozenset({"simulate", "public_transform", "known_blur"})
+
+    def public_transform(self, params: BlurParams) -> PublicTransform:
+        return PublicTransform(apply=lambda x: gaussian_blur(x, params.kernel, params.sigma),
+                               psf=blur_psf(params.kernel, params.sigma))
 
     def protect(self, x: torch.Tensor, params: BlurParams, rng: torch.Generator,
                 progress: Progress | None = None,
@@ -128,6 +158,10 @@ class Pixelate(Defence[PixelateParams]):
     paper = FACEMIX
     wire_kind = "image"
     Params = PixelateParams
+    capabilities = frozenset({"simulate", "public_transform", "known_blocks"})
+
+    def public_transform(self, params: PixelateParams) -> PublicTransform:
+        return PublicTransform(apply=lambda x: pixelate(x, params.block), block=params.block)
 
     def protect(self, x: torch.Tensor, params: PixelateParams, rng: torch.Generator,
                 progress: Progress | None = None,
@@ -145,6 +179,12 @@ class PlainSplit(Defence[SplitParams]):
     title = "Split computing (unprotected shallow features go to the server)"
     wire_kind = "features"
     Params = SplitParams
+    capabilities = frozenset({"simulate", "public_transform"})
+
+    def public_transform(self, params: SplitParams) -> PublicTransform:
+        """dlib-resnet up to the stage: public, key-free and differentiable."""
+        return PublicTransform(apply=models.get("dlib-resnet", self.device).split(
+            params.stage)[0])
 
     def protect(self, x: torch.Tensor, params: SplitParams, rng: torch.Generator,
                 progress: Progress | None = None,

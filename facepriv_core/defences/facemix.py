@@ -164,6 +164,7 @@ class FaceMix(Defence[FaceMixParams]):
         venue="arXiv preprint",
     )
     wire_kind = "features"
+    capabilities = frozenset({"simulate", "group_mixing"})
     Params = FaceMixParams
     keyed = True
 

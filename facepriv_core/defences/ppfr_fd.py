@@ -274,6 +274,7 @@ class PPFRFD(Defence[PPFRParams]):
     wire_kind = "frequency"
     Params = PPFRParams
     keyed = True
+    capabilities = frozenset({"simulate", "frequency_masking"})
 
     def key_for(self, params: PPFRParams, source: KeySource) -> SecretKey:
         """The client's key: the Shuffle1 permutation its key source fixes (never the seed)."""
