@@ -19,6 +19,7 @@ Prints markdown; docs/reproduction.md holds one run's output.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -81,7 +82,8 @@ def olivetti_table(limit: int, aux_limit: int, seed: int, recognisers: str) -> l
             lines.append(f"| {setting} | {who} | {ranks} | {m['match_rate']:.3f} | "
                          f"{m['cosine']:.3f} | "
                          f"{'leaks' if verdict and verdict.leaks else 'holds'} |")
-        print(f"  {setting}: {took:.0f} s", flush=True)
+        print("\n".join(lines[-len(spec.attacks):]) + f"\n<!-- {setting}: {took:.0f} s -->",
+              file=sys.stderr, flush=True)  # rows as they come, in case the run is cut short
     return lines
 
 
