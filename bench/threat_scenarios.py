@@ -117,9 +117,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     start = time.perf_counter()
-    lines = [f"### Olivetti, {args.olivetti_limit} faces: every attacker on the same protected "
-             "faces", ""]
-    lines += olivetti_table(args.olivetti_limit, args.aux_limit, args.seed, args.recognisers)
+    lines: list[str] = []
+    if args.olivetti_limit:  # 0 skips the Olivetti table
+        lines += [f"### Olivetti, {args.olivetti_limit} faces: every attacker on the same "
+                  "protected faces", ""]
+        lines += olivetti_table(args.olivetti_limit, args.aux_limit, args.seed,
+                                args.recognisers)
     if args.sfhq_limit:
         lines += ["", f"### Full-resolution SFHQ, {args.sfhq_limit} faces (naive attacker, "
                       "rank-1 against each face's clean photo among all of them)", ""]
