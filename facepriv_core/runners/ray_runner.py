@@ -22,8 +22,13 @@ from typing import Any
 import ray
 
 from facepriv_core.cancel import Cancelled, cancelled
+from facepriv_core.errors import FacePrivError
 from facepriv_core.runners.base import Cancel, Progress, Runner
 from facepriv_core.runners.merge import merge_attack_shards, shard_specs
+
+
+class RayClusterError(FacePrivError):
+    """The Ray cluster asked for cannot be reached."""
 
 
 class RunCancelled(Cancelled):
@@ -77,7 +82,13 @@ class RayRunner(Runner):
                 "runtime_env": {"env_vars": {"PYTHONPATH": ":".join(dict.fromkeys(paths))}},
             }
             if address:
-                ray.init(address=address, **options)
+                try:
+                    ray.init(address=address, **options)
+                except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
+                    raise RayClusterError(f"cannot join the Ray cluster at {address!r}: "
+                                          f"{' '.join(str(exc).split())[:300]}; check the "
+                                          "address (HOST:PORT of its head node) or leave "
+                                          "--ray-address out for a local cluster") from None
             else:
                 cpus = max(1, min(workers or 2, os.cpu_count() or 1))
                 ray.init(num_cpus=cpus, **options)
