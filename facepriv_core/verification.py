@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
 from facepriv_core.cancel import check_cancel
+from facepriv_core.errors import FacePrivError
 
 Progress = Callable[[int, int], None]
 
@@ -66,6 +67,8 @@ class VerificationResult:
     key: dict[str, Any] | None = None
     #: faces left out because the defence's service was trained on their people
     excluded_faces: int = 0
+    #: cross-validation folds used (fewer than asked when a class has fewer pairs)
+    folds: int = 10
 
     def as_dict(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"key": self.key} if self.key is not None else {}
@@ -79,8 +82,13 @@ class VerificationResult:
             "auc": self.auc,
             "threshold": self.threshold,
             "pairs": self.pairs,
+            "folds": self.folds,
             **extra,
         }
+
+
+class VerificationDataError(FacePrivError, ValueError):
+    """Too few pairs of one kind (same / different person) to run the protocol."""
 
 
 def evaluate_scores(scores: np.ndarray, same: np.ndarray, folds: int = 10, seed: int = 0
@@ -88,8 +96,13 @@ def evaluate_scores(scores: np.ndarray, same: np.ndarray, folds: int = 10, seed:
     """LFW protocol: per fold, fit the threshold on the other folds and score the held-out one."""
     scores = np.asarray(scores, dtype=np.float64)
     same = np.asarray(same, dtype=bool)
-    if same.all() or not same.any():
-        raise ValueError("verification needs both same-person and different-person pairs")
+    smallest = int(min(same.sum(), (~same).sum()))
+    if smallest < 2:
+        raise VerificationDataError(
+            f"verification needs at least 2 same-person and 2 different-person pairs, got "
+            f"{int(same.sum())} and {int((~same).sum())}: use more faces (--limit) or a "
+            "dataset with several photos per person")
+    folds = max(2, min(folds, smallest))  # each fold needs a pair of each kind
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     accs, thresholds = [], []
     for train, test in splitter.split(scores, same):
@@ -104,6 +117,7 @@ def evaluate_scores(scores: np.ndarray, same: np.ndarray, folds: int = 10, seed:
         tar_at_far_1e3=tar_at_far(scores, same, 1e-3),
         auc=float(roc_auc_score(same.astype(int), scores)),
         pairs=len(scores),
+        folds=folds,
     )
 
 

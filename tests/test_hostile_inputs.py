@@ -517,7 +517,7 @@ EXPECTED = {
     "key_seed overflow": "key_seed: not a parameter",
     "shuffle_seed": "shuffle_seed: not a parameter",
     "seed overflow": "out of range",
-    "adapter_path /etc/passwd": "not a PPFR-FD adapter checkpoint",
+    "adapter_path /etc/passwd": "not a PPFR-FD service checkpoint",
     "adapter_path directory": "not a regular file",
     "jpeg as server_path": "not a FaceMix server checkpoint",
     "server_path without trained": "server_path is needed",

@@ -91,7 +91,9 @@ def test_params_validated(san, tmp_path) -> None:
         with pytest.raises(ValidationError):
             san.params(**bad)
     missing = san.params(mode="autoencoder", checkpoint=str(tmp_path / "missing.pt"))
-    with pytest.raises(FileNotFoundError, match=r"python -m facepriv_core\.train san"):
+    from facepriv_core.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"facepriv train san"):
         san.protect(torch.rand(1, 3, 150, 150), missing, torch.Generator())
 
 

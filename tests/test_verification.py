@@ -48,5 +48,14 @@ def test_best_threshold_is_optimal() -> None:
 
 
 def test_one_class_is_refused() -> None:
-    with pytest.raises(ValueError, match="both"):
+    with pytest.raises(v.VerificationDataError, match="at least 2 same-person and 2 different"):
         v.evaluate_scores(np.ones(20), np.ones(20, bool))
+
+
+def test_few_pairs_use_fewer_folds() -> None:
+    """4 same-person pairs cannot fill 10 stratified folds: the protocol runs with 4."""
+    rng = np.random.default_rng(0)
+    same = np.array([True] * 4 + [False] * 16)
+    scores = np.where(same, 0.9, 0.3) + rng.normal(0, 0.05, 20)
+    result = v.evaluate_scores(scores, same)
+    assert result.folds == 4 and result.accuracy > 0.9 and result.as_dict()["folds"] == 4

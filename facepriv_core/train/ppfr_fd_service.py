@@ -432,14 +432,15 @@ def load_service(path: str | Path, params: PPFRParams, device: torch.device | st
                  ) -> TrainedService:
     """A trained service from its checkpoint (weights_only): the network and the training
     faces' kept coefficients its slot templates come from."""
+    from facepriv_core import checkpoints
+    from facepriv_core.errors import CheckpointError
     from facepriv_core.models.dlib_resnet import load_dlib_resnet
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"'{path}' is not a PPFR-FD service checkpoint")
-    if ckpt["defence_params"] != wire_config(params):
-        raise ValueError(f"the service was trained for PPFR-FD params {ckpt['defence_params']}, "
-                         f"not {wire_config(params)}")
+    ckpt = checkpoints.load(path, CHECKPOINT_KIND, "PPFR-FD service checkpoint")
+    if ckpt.get("defence_params") != wire_config(params):
+        raise CheckpointError(f"the service in '{path}' was trained for PPFR-FD params "
+                              f"{ckpt.get('defence_params')}, not {wire_config(params)}: train "
+                              "one for these (`facepriv train ppfr_fd`) or drop adapter_path")
     student = load_dlib_resnet("cpu")
     student.load_state_dict(ckpt["state_dict"])
     net = FrequencyService(params, student).to(device).eval().requires_grad_(False)
