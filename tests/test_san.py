@@ -154,3 +154,12 @@ def test_trained_autoencoder_on_held_out_faces(san, sfhq_dir, sfhq_faces, tmp_pa
     assert ckpt["steps"] > 0 and not ckpt["cancelled"]
     assert m["opposite_cosine"] >= 0.8
     assert m["opposite_flip_rate"] >= m["same_flip_rate"]
+
+
+def test_protect_under_no_grad_still_optimises(san) -> None:
+    """Callers (benches, previews) may protect under torch.no_grad(): SAN's per-image
+    optimisation must still get its gradients."""
+    x = torch.rand(1, 3, 150, 150, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = san.protect(x, san.params(steps=2), torch.Generator().manual_seed(0))
+    assert out.image is not None and not torch.equal(out.image, x)

@@ -251,6 +251,7 @@ class SAN(Defence[SANParams]):
             lambda: gender_facts(versions, labels, ref_unit, gender, recognizer))
         return result
 
+    @torch.enable_grad()  # callers may protect under no_grad (benches, the app's previews)
     def _optimise(self, x: torch.Tensor, labels: torch.Tensor, ref_unit: torch.Tensor,
                   params: SANParams, gender: CydralGender, recognizer: nn.Module,
                   progress: Progress | None, cancel: Cancel | None) -> torch.Tensor:
