@@ -51,12 +51,15 @@ def train_loop(
     """Run `step` over `batches` with `optimizer` (and `scheduler`, stepped after it).
 
     `total` is what progress reports as the number of steps; `first_step` numbers the first
-    step (for a loop resumed in parts, e.g. one call per epoch).
+    step (for a loop resumed in parts, e.g. one call per epoch). Each step runs with gradients
+    enabled whatever the caller's mode (a defence that trains a shadow model inside a
+    no_grad protect, as benches and previews call it).
     """
     losses: list[float] = []
     number = first_step - 1
     for batch in batches:
-        loss = step(batch)
+        with torch.enable_grad():  # training needs gradients even when the caller is in no_grad
+            loss = step(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
