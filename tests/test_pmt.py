@@ -146,3 +146,11 @@ def test_params_and_paper_preset() -> None:
     assert defences.get("pmt").optimising
     with pytest.raises(ValueError):
         Pmt.Params(bogus=1)
+
+
+def test_pmt_protects_under_a_callers_no_grad(faces: torch.Tensor) -> None:
+    """Benches and previews call protect() under torch.no_grad(): PMT still optimises."""
+    d = defences.get("pmt")
+    with torch.no_grad():
+        out = d.protect(faces[:1], d.params(steps=2), torch.Generator().manual_seed(0))
+    assert out.image is not None and not torch.equal(out.image, faces[:1])

@@ -195,6 +195,7 @@ def _first_preview(z: torch.Tensor) -> np.ndarray:
     return image_preview(z[:1].detach())[0]
 
 
+@torch.enable_grad()  # callers may protect under no_grad (benches, the app's previews)
 def obfuscate(x: torch.Tensor, start: torch.Tensor, extractors: list[Layers], p: PmtParams,
               gen: torch.Generator, progress: Progress | None = None,
               cancel: Cancel | None = None) -> torch.Tensor:
