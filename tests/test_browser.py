@@ -14,15 +14,13 @@ import csv
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _loopback import free_port, wait_until_serving
 from PIL import Image
 
 pytestmark = pytest.mark.browser
@@ -32,15 +30,9 @@ CHROMIUM = os.environ.get("FACEPRIV_CHROMIUM", "/usr/bin/chromium")
 PAGES = ("Face", "Protect", "Attack", "Compare", "Curves", "Benchmark", "Report")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"),
          "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -48,15 +40,8 @@ def server() -> Iterator[str]:
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health") as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("streamlit did not start within 60 s")
+        wait_until_serving(f"{url}/_stcore/health", "streamlit",
+                           accept=lambda _status, body: body == b"ok")
         yield url
     finally:
         proc.terminate()

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _loopback import free_port, wait_until_serving
 from PIL import Image
 
 pytestmark = pytest.mark.browser
@@ -26,29 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("FACEPRIV_CHROMIUM", "/usr/bin/chromium")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def gradio_server() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
     proc = subprocess.Popen([sys.executable, "-m", "app.gradio_app"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     try:
-        for _ in range(240):
-            try:
-                with urllib.request.urlopen(url) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the Gradio app did not start within 120 s")
+        wait_until_serving(url, "the Gradio app", tries=240)
         yield url
     finally:
         proc.terminate()

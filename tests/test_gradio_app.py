@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import socket
 import sys
 import types
 from collections.abc import Iterator
@@ -18,15 +17,11 @@ import pytest
 gradio = pytest.importorskip("gradio", reason="the gradio extra is not installed")
 gradio_client = pytest.importorskip("gradio_client")
 
+from _loopback import free_port  # noqa: E402
+
 from app import gpu, gradio_api  # noqa: E402
 
 FAST_IDENTITY = json.dumps({"identity": {"other_recognisers": False}})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +29,7 @@ def client() -> Iterator[gradio_client.Client]:
     from app import gradio_app
 
     demo = gradio_app.build()
-    port = _free_port()
+    port = free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
                         quiet=True, ssr_mode=False, theme=gradio_app.THEME)
     try:

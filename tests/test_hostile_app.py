@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _loopback import free_port
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -150,12 +151,6 @@ socket.getaddrinfo = getaddrinfo
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_app_server_and_a_session_make_no_outbound_call(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """The real server starts headless on a loopback port with every socket call guarded; a
@@ -164,7 +159,7 @@ def test_app_server_and_a_session_make_no_outbound_call(tmp_path: Path,
     log = tmp_path / "net.log"
     guard = tmp_path / "netguard.py"
     guard.write_text(GUARD)
-    port = _free_port()
+    port = free_port()
     launcher = (f"exec(open({str(guard)!r}).read())\n"
                 "from streamlit.web.cli import main\n"
                 f"sys.argv = ['streamlit', 'run', {MAIN!r}, '--server.port', '{port}',"
