@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from facepriv_core.jobs import FINISHED, JobStatus, default_runner
+from facepriv_core.train.services import prepare_service
 
 
 def _job_key(defence: Any, params: Any) -> str:
@@ -31,8 +32,8 @@ def service_banner(defence: Any, params: Any) -> None:
                icon="⚠️")
     if st.button("Train the service (runs as a job)", key=f"btn.{key}"):
         default_runner().submit(
-            lambda ctx: defence.prepare_service(params, progress=lambda s, t: ctx.report(s, t),
-                                                cancel=ctx.cancelled),
+            lambda ctx: prepare_service(defence, params, progress=lambda s, t: ctx.report(s, t),
+                                        cancel=ctx.cancelled),
             key=key, name=f"train {defence.name} service")
     _progress(key)
 

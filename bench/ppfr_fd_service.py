@@ -31,8 +31,9 @@ def main() -> None:
     from facepriv_core import audit, datasets, defences, models
     from facepriv_core.defences.keys import KeySource
     from facepriv_core.defences.ppfr_fd import PPFRParams
+    from facepriv_core.defences.ppfr_fd_service import cache_path, load_service
     from facepriv_core.faces import chips_to_tensor
-    from facepriv_core.train.ppfr_fd_service import cache_path, load_service
+    from facepriv_core.train.services import prepare_service
     from facepriv_core.verification import (
         cosine,
         embed_chips,
@@ -46,7 +47,7 @@ def main() -> None:
     net = models.get("dlib-resnet")
     out: dict[str, object] = {"load_before": os.getloadavg()[0]}
     wall, cpu = time.monotonic(), time.process_time()
-    defence.prepare_service(params)
+    prepare_service(defence, params)
     out["train_wall_s"] = time.monotonic() - wall
     out["train_cpu_s"] = time.process_time() - cpu
     service = load_service(cache_path(params), params, "cpu")
@@ -73,7 +74,7 @@ def main() -> None:
 
     # SFHQ: the trainer's held-out faces; probe = service embedding of the wire, enrolment =
     # clean embedding; same pairs = the same face, different pairs = two different faces.
-    from facepriv_core.attacks.decoder_inversion import load_aux
+    from facepriv_core.train.aux_faces import load_aux
 
     sf_chips, _, sf_emb = load_aux(args.sfhq, 100_000)
     val = np.random.default_rng(0).permutation(len(sf_chips))[-60:]

@@ -6,8 +6,11 @@ A leaf module (no FacePriv imports) so faces/, datasets and models can all use i
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 ENV_CACHE = "FACEPRIV_CACHE_DIR"
 
@@ -22,3 +25,8 @@ def cache_root(override: str | Path | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("facepriv"))
+
+
+def config_digest(obj: Any) -> str:
+    """Short stable hash of a JSON-able configuration: the name of its cached files."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]

@@ -204,7 +204,9 @@ def verify_defence(chips: np.ndarray, identities: np.ndarray, defence: Any, para
     from facepriv_core import datasets
 
     if prepare:
-        defence.prepare_service(params, progress=prepare_progress, cancel=cancel)
+        from facepriv_core.train.services import prepare_service
+
+        prepare_service(defence, params, progress=prepare_progress, cancel=cancel)
     identities = np.asarray(identities)
     seen = defence.service_seen(params).get(dataset_name, []) if dataset_name else []
     fresh = ~np.isin(identities, seen)

@@ -19,13 +19,10 @@ from facepriv_core.defences.ppfr_fd import (
     to_grey112,
     wire_channels,
 )
+from facepriv_core.defences.ppfr_fd_service import InverseDCT, canonical_wires, templates_for
 from facepriv_core.faces import chips_to_tensor
-from facepriv_core.train.ppfr_fd_service import (
-    InverseDCT,
-    canonical_wires,
-    templates_for,
-    train_service,
-)
+from facepriv_core.train.ppfr_fd_service import train_service
+from facepriv_core.train.services import prepare_service
 from facepriv_core.verification import verify_embeddings
 
 PARAMS = PPFRParams()
@@ -133,7 +130,7 @@ def test_trained_service_recognises_held_out_people_and_whitebox_still_fails(
 
     torch.set_num_threads(2)
     defence = defences.get("ppfr_fd")
-    defence.prepare_service(PARAMS)
+    prepare_service(defence, PARAMS)
     ds = datasets.load(f"olivetti:{olivetti_path}")
     aligned = datasets.align_dataset(ds)
     net = models.get("dlib-resnet")

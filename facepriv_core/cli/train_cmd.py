@@ -17,7 +17,8 @@ def cmd_ppfr_fd(args: argparse.Namespace) -> int:
     """PPFR-FD's service: inverse-DCT layer + dlib-resnet fine-tuned by distillation, saved to
     --out or to the cache every later PPFR-FD run with these wire params finds by itself."""
     from facepriv_core.defences.ppfr_fd import PPFRParams
-    from facepriv_core.train.ppfr_fd_service import cache_path, train_service
+    from facepriv_core.defences.ppfr_fd_service import cache_path
+    from facepriv_core.train.ppfr_fd_service import train_service
 
     params = PPFRParams(channels=args.channels, selection=args.selection,
                         drop_dc=not args.keep_dc, mix=not args.no_mix)

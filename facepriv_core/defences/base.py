@@ -310,19 +310,14 @@ class Defence(ABC, Generic[P]):
 
     def service_ready(self, params: P) -> bool:
         """Whether the authorised service behind `utility_embedding` is ready for `params`
-        (a defence whose service is a trained model says False until it is trained)."""
+        (a defence whose service is a trained model says False until it is trained;
+        facepriv_core.train.services.prepare_service trains it)."""
         return True
 
     def service_seen(self, params: P) -> dict[str, list[int]]:
         """Identities (per dataset name) the authorised service was trained on: verification
         on them would not be held out, so `verify_defence` leaves them out."""
         return {}
-
-    def prepare_service(self, params: P, progress: Progress | None = None,
-                        cancel: Cancel | None = None) -> None:
-        """Make the authorised service ready (train it once; cached) before utility is
-        measured. Nothing to do for most defences; stops with ProtectionCancelled."""
-        return None
 
 
 def image_preview(x: torch.Tensor) -> np.ndarray:

@@ -11,8 +11,6 @@ turn into their own AttackCancelled / ProtectionCancelled.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facepriv_core import models
-from facepriv_core.cache import cache_root
+from facepriv_core.cache import cache_root, config_digest  # noqa: F401 (re-exported)
 from facepriv_core.cancel import Cancel, Cancelled, check_cancel
 from facepriv_core.defences.base import Defence, DefenceParams
 from facepriv_core.defences.keys import KeySource
@@ -135,11 +133,6 @@ class WireDecoder(nn.Module):
 def cache_dir() -> Path:
     """Trained decoders and aligned auxiliary sets, under the one FacePriv cache root."""
     return cache_root() / "decoders"
-
-
-def config_digest(obj: Any) -> str:
-    """Short stable hash of a JSON-able configuration: the name of its cached files."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_cached_decoder(path: Path, width: int, device: torch.device

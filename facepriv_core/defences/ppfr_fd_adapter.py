@@ -1,7 +1,7 @@
 """The untrained fallback of PPFR-FD's service: a seeded channel-set adapter in front of
 dlib-resnet's frozen server part.
 
-It is what PPFR-FD's utility runs on until the real service (facepriv_core.train.
+It is what PPFR-FD's utility runs on until the real service (facepriv_core.defences.
 ppfr_fd_service: slot assignment, inverse DCT, fine-tuned dlib-resnet) is trained; every output
 then says "UNTRAINED". Trained by distillation, this learnt order-invariant map reached cosine
 0.88 to the clean embedding with held-out rank-1 at chance, which is why the service rebuilds
