@@ -12,11 +12,11 @@ import torch
 
 from facepriv_core.models.formats.tfjs_graph import (
     TfjsGraphError,
-    TfjsGraphModule,
     UnsupportedTfjsOpError,
     read_graph,
     same_padding,
 )
+from facepriv_core.models.formats.tfjs_module import TfjsGraphModule
 from facepriv_core.models.formats.tfjs_numpy import run_reference
 
 # Every graph the zoo registers (human_specs.SPECS uses these files).

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facepriv_core.models.formats.tfjs_graph import TfjsGraphModule, read_graph
+from facepriv_core.models.formats.tfjs_graph import read_graph
+from facepriv_core.models.formats.tfjs_module import TfjsGraphModule
 from facepriv_core.models.human_specs import PACKAGE, SPECS, HumanModelSpec
 from facepriv_core.models.npm_models import model_file
 
@@ -132,7 +133,9 @@ def build(name: str, spec: HumanModelSpec, model_json: Path,
           ) -> HumanGraphModel:
     """Read the graph and wrap it; frozen, eval, on `device`."""
     cls = kind or _KINDS[spec.task]
-    model = cls(name, spec, TfjsGraphModule(read_graph(model_json)))
+    graph = TfjsGraphModule(read_graph(model_json))
+    graph.label = name
+    model = cls(name, spec, graph)
     model.requires_grad_(False)
     return model.eval().to(device)
 

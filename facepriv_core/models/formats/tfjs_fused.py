@@ -276,7 +276,8 @@ class _Conv:
             return grown, (pb, pr), None
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            pads = _pads(padding, explicit, x.shape[2], x.shape[3], kernel, stride, dilation)
+            size = int(x.shape[2]), int(x.shape[3])  # plain ints, also when traced for ONNX
+            pads = _pads(padding, explicit, *size, kernel, stride, dilation)
             if pads not in variants:
                 variants[pads] = variant(pads)
             w, conv_pad, pre = variants[pads]
@@ -323,8 +324,8 @@ def _pool_nchw(node: Node) -> Callable[[torch.Tensor], torch.Tensor]:
     is_max = node.op == "MaxPool"
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        pads = _pads(padding, node.attrs.get("explicit_paddings") or [], x.shape[2],
-                     x.shape[3], k, s, (1, 1))
+        h, w = int(x.shape[2]), int(x.shape[3])  # plain ints, also when traced for ONNX
+        pads = _pads(padding, node.attrs.get("explicit_paddings") or [], h, w, k, s, (1, 1))
         if pads is None:
             return F.max_pool2d(x, k, s) if is_max else F.avg_pool2d(x, k, s)
         (pt, pb), (pl, pr) = pads
@@ -336,7 +337,7 @@ def _pool_nchw(node: Node) -> Callable[[torch.Tensor], torch.Tensor]:
         if is_max and pb - pt in (0, 1) and pr - pl in (0, 1) and fits:
             # the odd pixel after: ceil mode lets the last window hang over the end
             y = F.max_pool2d(x, k, s, (pt, pl), ceil_mode=True)
-            if y.shape[2:] == (-(-x.shape[2] // s[0]), -(-x.shape[3] // s[1])):
+            if tuple(y.shape[2:]) == (-(-h // s[0]), -(-w // s[1])):
                 return y
         flat = (pl, pr, pt, pb)
         if is_max:

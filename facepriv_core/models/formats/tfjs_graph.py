@@ -2,11 +2,12 @@
 
 Attacks and defences need gradients through every model, on any device; the npm face models
 ship only as TF.js graphs. `read_graph` parses the topology and decodes the weights (float32,
-int32, and the converter's float16 / uint8 / uint16 quantisation); `TfjsGraphModule` evaluates
-the graph node by node with torch ops, keeping TF's NHWC layout so axis arguments (Mean,
-Squeeze, Reshape, StridedSlice) mean what they meant in TF. Convolutions see a channels-last
-view of the NHWC tensor, so no copies are made around them. An op outside `SUPPORTED_OPS` is
-refused by name when the graph is read, not converted approximately.
+int32, and the converter's float16 / uint8 / uint16 quantisation); `OPS` evaluates
+each node with torch ops, keeping TF's NHWC layout so axis arguments (Mean, Squeeze, Reshape,
+StridedSlice) mean what they meant in TF; `tfjs_module.TfjsGraphModule` runs a whole graph.
+Convolutions see a channels-last view of the NHWC tensor, so no copies are made around them.
+An op outside `SUPPORTED_OPS` is refused by name when the graph is read, not converted
+approximately.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from facepriv_core.models.formats.subnormal import flush_subnormal
 
@@ -304,84 +304,6 @@ def _strided_slice(node: Node, x: torch.Tensor, begin: np.ndarray, end: np.ndarr
     return x[tuple(index)]
 
 
-class TfjsGraphModule(nn.Module):
-    """A TF.js graph as a torch module: NHWC float input(s), a dict of named outputs.
-
-    `forward(x, outputs=...)` may ask for any node by name (intermediate activations are what
-    shallow-model defences and split-learning attacks need); by default it returns the
-    signature outputs. Float constants are buffers, so `.to(device)` moves the whole graph.
-    """
-
-    def __init__(self, graph: TfjsGraph, fused: bool = True) -> None:
-        super().__init__()
-        self.graph = graph
-        #: evaluate through a compiled plan of fused ops (tfjs_fused); False: op by op
-        self.fused = fused
-        self._plans: dict[tuple[Any, ...], Any] = {}
-        self.input_names = list(graph.inputs)
-        self.output_names = dict(graph.outputs)
-        self._const_keys: dict[str, str] = {}
-        self._int_consts: dict[str, np.ndarray] = {}
-        for i, (name, value) in enumerate(graph.consts.items()):
-            if value.dtype == np.float32:
-                key = f"c{i}"
-                self.register_buffer(key, torch.from_numpy(np.ascontiguousarray(value)))
-                self._const_keys[name] = key
-            else:
-                self._int_consts[name] = value
-        self._order = [n for n in graph.nodes if n.op not in ("Const", "Placeholder")]
-        self._index = {n.name: i for i, n in enumerate(self._order)}
-
-    def node_names(self) -> list[str]:
-        """Names of the computed nodes in evaluation order."""
-        return [n.name for n in self._order]
-
-    def _value(self, env: dict[str, Any], name: str) -> Any:
-        if name in env:
-            return env[name]
-        if name in self._const_keys:
-            return getattr(self, self._const_keys[name])
-        if name in self._int_consts:
-            return self._int_consts[name]
-        raise KeyError(f"value of {name!r} is not available")
-
-    def forward(self, *inputs: torch.Tensor, outputs: Iterable[str] | None = None
-                ) -> dict[str, torch.Tensor]:
-        if len(inputs) != len(self.input_names):
-            raise ValueError(f"expected {len(self.input_names)} input(s) "
-                             f"{self.input_names}, got {len(inputs)}")
-        wanted = dict(self.output_names) if outputs is None else {
-            o: self.output_names.get(o, _ref(o)) for o in outputs}
-        unknown = [n for n in wanted.values() if n not in self._index
-                   and n not in self.input_names]
-        if unknown:
-            raise KeyError(f"no such node(s): {unknown}")
-        if self.fused:
-            return self._run_fused(inputs, wanted)
-        last = max((self._index.get(n, -1) for n in wanted.values()), default=-1)
-        env: dict[str, Any] = dict(zip(self.input_names, inputs, strict=True))
-        for node in self._order[:last + 1]:
-            env[node.name] = self._run(node, [self._value(env, i) for i in node.inputs])
-        return {k: env[v] for k, v in wanted.items()}
-
-    def _run_fused(self, inputs: Sequence[torch.Tensor], wanted: dict[str, str]
-                   ) -> dict[str, torch.Tensor]:
-        from facepriv_core.models.formats import tfjs_fused
-
-        ref = next(iter(self.buffers()), inputs[0])
-        key = (tuple(sorted(wanted.items())), str(ref.device), ref.dtype)
-        plan = self._plans.get(key)
-        if plan is None:  # compiled once per output set, device and dtype
-            values: dict[str, Any] = dict(self._int_consts)
-            values.update({n: getattr(self, k) for n, k in self._const_keys.items()})
-            plan = tfjs_fused.compile_plan(self.graph, wanted, values, ref.device, ref.dtype)
-            self._plans[key] = plan
-        return tfjs_fused.run_plan(plan, inputs)
-
-    def _run(self, node: Node, args: list[Any]) -> Any:
-        return OPS[node.op](node, args)
-
-
 # --- the op table: one function per TF op, NHWC semantics ------------------------------------
 
 def _conv(node: Node, args: list[Any]) -> torch.Tensor:
@@ -516,8 +438,3 @@ OPS.update({op: _unary(fn) for op, fn in _UNARY_TORCH.items()})
 #: Unary ops that TF.js also fuses into convolutions and matmuls.
 _FUSABLE_UNARY = ("Relu", "Relu6", "Elu", "Sigmoid", "Tanh")
 
-
-def load_graph_module(model_json: str | Path, device: str | torch.device = "cpu"
-                      ) -> TfjsGraphModule:
-    """Read a TF.js graph model into an eval-mode torch module on `device`."""
-    return TfjsGraphModule(read_graph(model_json)).to(device).eval()

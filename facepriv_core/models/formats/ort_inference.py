@@ -1,0 +1,179 @@
+"""Gradient-free forwards of a compiled graph handed to onnxruntime (the audit's hot loop).
+
+Audits embed and classify every face with up to eight networks and need no gradients there.
+Measured on the 2-core CPU (batch 32, same run, see docs/performance.md), onnxruntime runs the
+npm TF.js graphs about 2x faster than the fused torch plan they are exported from (faceres
+9.3 -> ~4.5 ms/face, gear 14 -> ~7, mobileface 0.8 -> ~0.15): its CPU kernels fuse and lay out
+depthwise convolutions better than eager torch. Attacks that need gradients keep the torch
+plan: this path is taken only when no input requires a gradient, on CPU float32 tensors.
+
+The plan is exported once per (graph, outputs, input shape) with torch's ONNX exporter and the
+ONNX bytes are cached on disk under `<cache root>/onnx/` (keyed by a digest of the graph's
+structure and weights and the library versions), so a later process only builds the session.
+Any failure to export or load falls back to the torch plan, logged once on the `facepriv`
+logger. `FACEPRIV_INFERENCE=torch` turns the path off (for comparisons and debugging).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facepriv_core.cache import cache_root
+
+log = logging.getLogger("facepriv")
+ENV_BACKEND = "FACEPRIV_INFERENCE"
+#: Bump when the export changes in a way that makes cached ONNX files stale.
+EXPORT_FORMAT = 1
+
+
+def enabled() -> bool:
+    """onnxruntime inference unless FACEPRIV_INFERENCE=torch, and only if it is installed."""
+    if os.environ.get(ENV_BACKEND, "").strip().lower() == "torch":
+        return False
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def applies(inputs: Sequence[torch.Tensor]) -> bool:
+    """True for a forward that needs no gradient, on CPU float32 inputs."""
+    if not inputs:
+        return False
+    grads = torch.is_grad_enabled() and any(x.requires_grad for x in inputs)
+    return not grads and all(x.device.type == "cpu" and x.dtype == torch.float32
+                             for x in inputs)
+
+
+class SessionCache:
+    """Sessions of one module. Neither copied nor pickled: a deep copy (the CPU fallback) or a
+    Ray worker rebuilds its own from the disk cache."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[Any, OrtForward | None] = {}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SessionCache:
+        return SessionCache()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.sessions = {}
+
+
+class OrtForward:
+    """One exported plan as an onnxruntime session: arrays in, named tensors out."""
+
+    def __init__(self, onnx_bytes: bytes, input_names: list[str], output_keys: list[str]
+                 ) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, torch.get_num_threads())
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(onnx_bytes, options,
+                                            providers=["CPUExecutionProvider"])
+        self.input_names, self.output_keys = input_names, output_keys
+
+    def __call__(self, inputs: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        feed = {name: np.ascontiguousarray(x.detach().numpy())
+                for name, x in zip(self.input_names, inputs, strict=True)}
+        outs = self.session.run(None, feed)
+        return {k: torch.from_numpy(np.asarray(v)) for k, v in zip(self.output_keys, outs,
+                                                                   strict=True)}
+
+
+def digest(parts: Sequence[bytes | str]) -> str:
+    """Cache key from the graph's structure and weights, its outputs, shapes and versions."""
+    import onnxruntime as ort
+
+    h = hashlib.sha256()
+    for p in [f"v{EXPORT_FORMAT}", torch.__version__, ort.__version__, *parts]:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def _export(fn: Callable[..., dict[str, torch.Tensor]], examples: Sequence[torch.Tensor],
+            output_keys: list[str]) -> bytes:
+    """ONNX bytes of `fn` traced on `examples`, the batch axis left dynamic."""
+
+    class Wrapped(torch.nn.Module):
+        def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            out = fn(*xs)
+            return tuple(out[k] for k in output_keys)
+
+    names = [f"in{i}" for i in range(len(examples))]
+    outs = [f"out{i}" for i in range(len(output_keys))]
+    axes = {n: {0: "batch"} for n in names + outs}
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Wrapped(), tuple(examples), buf,  # type: ignore[arg-type]
+                          input_names=names,
+                          output_names=outs, dynamic_axes=axes, opset_version=17,
+                          dynamo=False)
+    return buf.getvalue()
+
+
+def _cached_path(key: str) -> Path:
+    return cache_root() / "onnx" / f"plan-{key}.onnx"
+
+
+#: Largest |onnxruntime - torch| allowed on the first batch, relative to the output's scale.
+AGREEMENT = 1e-4
+
+
+def build(key: str, fn: Callable[..., dict[str, torch.Tensor]],
+          examples: Sequence[torch.Tensor], output_keys: list[str], label: str
+          ) -> tuple[OrtForward | None, dict[str, torch.Tensor]]:
+    """(session, torch outputs for `examples`). The session comes from the disk cache, else is
+    exported now; it is None when the plan cannot be exported, or when its outputs on
+    `examples` disagree with the torch plan's (the caller then keeps the torch plan)."""
+    path = _cached_path(key)
+    names = [f"in{i}" for i in range(len(examples))]
+    with torch.no_grad():
+        want = fn(*examples)
+    try:
+        fresh = not path.is_file()
+        data = _export(fn, [x.detach()[:2] for x in examples], output_keys) if fresh \
+            else path.read_bytes()
+        session = OrtForward(data, names, output_keys)
+        got = session(examples)
+        for k in output_keys:
+            scale = float(want[k].abs().max()) or 1.0
+            err = float((got[k] - want[k]).abs().max()) / scale
+            if not err <= AGREEMENT:
+                raise ValueError(f"output {k!r} differs from the torch plan by {err:.1e}")
+        if fresh:
+            _write_atomic(path, data)
+        return session, want
+    except Exception as exc:  # any exporter/runtime refusal: the torch plan still works
+        log.info("onnxruntime path not used for %s (%s: %s); using the torch plan", label,
+                 type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+        return None, want
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write the cache file so a concurrent reader never sees half of it; a read-only cache
+    only costs the export again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.info("could not cache the ONNX plan at %s: %s", path, exc)
