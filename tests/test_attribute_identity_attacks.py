@@ -59,6 +59,9 @@ def test_identity_default_recognisers_leave_out_the_duplicate() -> None:
 
     names = recogniser_names(IdentityParams(), is_image=True)
     assert names[0] == "dlib-resnet" and "dlib-native" not in names
+    assert "faceres-deep" not in names  # faceres's family: named to be used
+    assert recogniser_names(IdentityParams(recognisers="faceres-deep"), True) == [
+        "dlib-resnet", "faceres-deep"]
     assert recogniser_names(IdentityParams(recognisers="dlib-native"), True) == [
         "dlib-resnet", "dlib-native"]
     assert recogniser_names(IdentityParams(recognisers="dlib-native"), False) == ["dlib-resnet"]
