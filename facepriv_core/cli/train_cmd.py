@@ -8,9 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from typing import Any
 
 from facepriv_core.cli._common import COUNT_MAX, SEED_MAX, bounded_int
 from facepriv_core.progress import terminal_progress
+
+
+def learning_rate(text: str) -> float:
+    """An argparse type: a learning rate in (0, 1], else a one-line usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise argparse.ArgumentTypeError(f"{text} is out of range (0, 1]")
+    return value
 
 
 def cmd_ppfr_fd(args: argparse.Namespace) -> int:
@@ -23,10 +36,12 @@ def cmd_ppfr_fd(args: argparse.Namespace) -> int:
     params = PPFRParams(channels=args.channels, selection=args.selection,
                         drop_dc=not args.keep_dc, mix=not args.no_mix)
     bar = terminal_progress("training PPFR-FD service")
-    ckpt = train_service(args.data, params, steps=args.steps, batch_size=args.batch_size,
-                         lr=args.lr, val_images=args.val_images, max_images=args.max_images,
-                         device=args.device, seed=args.seed, out=args.out,
-                         progress=lambda step, total, loss: bar(step, total))
+    given = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr}
+    recipe: dict[str, Any] = {k: v for k, v in given.items() if v is not None}  # else default
+    ckpt = train_service(args.data, params, val_images=args.val_images,
+                         max_images=args.max_images, device=args.device, seed=args.seed,
+                         out=args.out, progress=lambda step, total, loss: bar(step, total),
+                         **recipe)
     summary = {k: v for k, v in ckpt.items() if k not in ("state_dict", "template_coef")}
     print(json.dumps({**summary, "out": str(args.out or cache_path(params))}, indent=2))
     return 0
@@ -75,9 +90,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="faces of other people, e.g. sfhq:PATH (default: this machine's SFHQ)")
     ppfr.add_argument("--out", default=None,
                       help="checkpoint path (.pt); default: the cache PPFR-FD reads by itself")
-    ppfr.add_argument("--steps", type=bounded_int(1, 100_000), default=60)
-    ppfr.add_argument("--batch-size", type=bounded_int(2, 4096), default=24)
-    ppfr.add_argument("--lr", type=float, default=3e-5)
+    ppfr.add_argument("--steps", type=bounded_int(1, 100_000), default=None,
+                      help="training steps (default: the recipe's, the one the cache holds)")
+    ppfr.add_argument("--batch-size", type=bounded_int(2, 4096), default=None,
+                      help="faces per step (default: the recipe's)")
+    ppfr.add_argument("--lr", type=learning_rate, default=None,
+                      help="peak learning rate in (0, 1] (default: the recipe's)")
     ppfr.add_argument("--max-images", type=bounded_int(1, COUNT_MAX), default=None)
     ppfr.add_argument("--val-images", type=bounded_int(1, COUNT_MAX), default=60)
     ppfr.add_argument("--channels", type=bounded_int(4, 64), default=36)
