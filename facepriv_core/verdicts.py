@@ -20,6 +20,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from facepriv_core.estimates import bootstrap_ci
+
 Status = Literal["leaks", "inconclusive", "no_leak", "utility"]
 
 
@@ -126,8 +128,6 @@ def fmt(x: float) -> str:
 
 
 def _evaluate(rule: Rule, rng: np.random.Generator, resamples: int) -> RuleOutcome:
-    from facepriv_core.audit.stats import bootstrap_ci
-
     est = bootstrap_ci(list(rule.values), rng, resamples)
     lo, hi = est.ci_low, est.ci_high
     beyond_mean = est.mean > rule.threshold if rule.higher_leaks else est.mean < rule.threshold

@@ -162,8 +162,8 @@ def service_embeddings(chips: np.ndarray, defence: Any, params: Any, recogniser:
     batches with one rng and one client key source for the run, as an audit does, then
     utility_embedding. The key is `key_source` when given, else secret unless
     `reproducible_key` (then derived from seed)."""
-    from facepriv_core.audit.runner import key_info
     from facepriv_core.defences.base import ProtectionCancelled
+    from facepriv_core.defences.keys import key_info
     from facepriv_core.defences.keys import key_source as make_source
     from facepriv_core.faces.types import chips_to_tensor
 

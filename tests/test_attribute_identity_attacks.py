@@ -11,7 +11,7 @@ import torch
 from facepriv_core import attacks, datasets, defences, faces
 from facepriv_core.attacks.attribute import attribute_rows
 from facepriv_core.attacks.base import AttackCancelled, AttackCase, AttackResult, ProgressEvent
-from facepriv_core.attacks.identity import gallery_exclusion
+from facepriv_core.attacks.scenarios import gallery_exclusion
 from facepriv_core.defences.base import Protected
 from facepriv_core.defences.keys import KeySource
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from facepriv_core import metrics
 from facepriv_core.attacks.base import AttackCase, AttackResult
+from facepriv_core.attacks.scenarios import gallery_exclusion, own_photo_mask
 from facepriv_core.verdicts import DLIB_FAR_AT_THRESHOLD, Phrasing, Rule, chance_rank1
 
 IDENTITY = Phrasing("identity still matches", "identity no longer matches", "recognisers")
@@ -45,9 +46,6 @@ def identity_rules(case: AttackCase, result: AttackResult) -> list[Rule]:
     """Per recogniser: rank-1 vs chance when the gallery has several people, else the cosine
     of the protected face to its original vs the recogniser's same-person threshold. On
     feature/embedding wires only the authorised service matches: that is utility."""
-    from facepriv_core.attacks.identity import gallery_exclusion
-    from facepriv_core.attacks.scenarios import own_photo_mask
-
     ids = _ids(case)
     if result.details.get("scenario", "naive") == "naive":
         chance = chance_rank1(ids, gallery_exclusion(ids))

@@ -17,7 +17,7 @@ import torch
 from pydantic import Field
 
 from facepriv_core import datasets, metrics, models, verification
-from facepriv_core.attacks import _rules, register
+from facepriv_core.attacks import _rules, register, scenarios
 from facepriv_core.attacks.base import (
     Attack,
     AttackCancelled,
@@ -106,15 +106,6 @@ def fit_threshold(name: str, clean: np.ndarray, ids: np.ndarray | None,
     return None, "no threshold known: give identities with repeated people to fit one"
 
 
-def gallery_exclusion(ids: np.ndarray) -> np.ndarray:
-    """(N, N) mask hiding each probe's own original where its person has another photo, so
-    identification is against other enrolled photos when the case allows it."""
-    ids = np.asarray(ids)
-    same = ids[:, None] == ids[None, :]
-    has_other = same.sum(axis=1) >= 2
-    return np.eye(len(ids), dtype=bool) & has_other[:, None]
-
-
 @register("identity")
 class IdentityAbuse(Attack[IdentityParams]):
     title = "Identity matching and data abuse"
@@ -131,8 +122,6 @@ class IdentityAbuse(Attack[IdentityParams]):
 
     def run(self, case: AttackCase, params: IdentityParams, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
-        from facepriv_core.attacks import scenarios
-
         reason = self.applicable(case.protected, case.defence)
         if reason:
             raise ValueError(reason)

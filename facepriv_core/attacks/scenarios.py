@@ -53,6 +53,15 @@ THREATS: dict[str, ThreatModel] = {
 ATTACKER_SEED_OFFSET = 7919
 
 
+def gallery_exclusion(ids: np.ndarray) -> np.ndarray:
+    """(N, N) mask hiding each probe's own original where its person has another photo, so
+    identification is against other enrolled photos when the case allows it."""
+    ids = np.asarray(ids)
+    same = ids[:, None] == ids[None, :]
+    has_other = same.sum(axis=1) >= 2
+    return np.eye(len(ids), dtype=bool) & has_other[:, None]
+
+
 def own_photo_mask(ids: np.ndarray) -> np.ndarray:
     """(N, N) mask hiding every probe's own source photo from the gallery."""
     return np.eye(len(ids), dtype=bool)
@@ -214,8 +223,6 @@ class ScenarioGallery:
         self._views: AuxViews | None = None
         self.aux, self.aux_limit, self.views, self.head_steps = aux, aux_limit, views, head_steps
         if scenario == "naive":
-            from facepriv_core.attacks.identity import gallery_exclusion
-
             self.exclude = gallery_exclusion(self.ids)
             self.partner = np.arange(n)
         else:

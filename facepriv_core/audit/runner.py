@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from facepriv_core import __version__, datasets, defences, faces, metrics, models
 from facepriv_core import attacks as attack_registry
 from facepriv_core.attacks.base import AttackCase, check_cancel
-from facepriv_core.audit.spec import AuditResult, AuditSpec, Estimate, KeyInfo, public_params
+from facepriv_core.audit.spec import AuditResult, AuditSpec, Estimate, public_params
 from facepriv_core.audit.stats import bootstrap_ci
 from facepriv_core.audit.utility import verification_accuracy
 from facepriv_core.defences.base import LazyMetrics, Protected
-from facepriv_core.defences.keys import key_source
+from facepriv_core.defences.keys import key_info, key_source
 from facepriv_core.embedding import embed_batched
 from facepriv_core.errors import UsageError
 from facepriv_core.faces import chips_to_tensor, tensor_to_chips
@@ -93,22 +93,6 @@ def _concat_protected(parts: list[Any]) -> Any:
         metrics=LazyMetrics(metrics),
         image=torch.cat([p.image for p in parts]) if parts[0].image is not None else None,
     )
-
-
-def key_info(keys: Sequence[Any]) -> KeyInfo | None:
-    """The fingerprint of the batches' keys together (one per batch; FaceMix draws fresh
-    matrices per group), and whether they are secret; None for a keyless defence."""
-    import hashlib
-
-    present = [k for k in keys if k is not None]
-    if not present:
-        return None
-    prints = [k.fingerprint() for k in present]
-    fingerprint = prints[0] if len(set(prints)) == 1 else \
-        hashlib.sha256(" ".join(prints).encode()).hexdigest()[:12]
-    reproducible = all(k.reproducible for k in present)
-    return KeyInfo(fingerprint=fingerprint, reproducible=reproducible, secret=not reproducible,
-                   label=present[0].label)
 
 
 def defence_label(spec: AuditSpec) -> str:

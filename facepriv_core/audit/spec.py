@@ -7,8 +7,10 @@ import json
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from facepriv_core.defences.keys import KeyInfo
+from facepriv_core.estimates import Estimate
 from facepriv_core.verdicts import OverallVerdict, Verdict
 
 #: Defence params that make a secret key (a reproducible key's seed): never printed, reported
@@ -80,30 +82,6 @@ class AuditSpec(BaseModel):
         payload = self.model_dump(exclude={"device"})
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-class KeyInfo(BaseModel):
-    """What a result says about the client key: fingerprint and kind, never the key or a seed."""
-
-    fingerprint: str
-    reproducible: bool
-    secret: bool
-    label: str
-
-
-class Estimate(BaseModel):
-    model_config = ConfigDict(ser_json_inf_nan="constants")  # NaN/inf survive a JSON round trip
-
-    mean: float
-    ci_low: float
-    ci_high: float
-    n: int
-
-    @field_validator("mean", "ci_low", "ci_high", mode="before")
-    @classmethod
-    def _null_is_nan(cls, v: Any) -> Any:
-        """Results saved before NaN survived JSON hold null where a value was undefined."""
-        return float("nan") if v is None else v
 
 
 class AuditResult(BaseModel):

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import torch
+from pydantic import BaseModel
 
 #: The label every output uses for each kind of key.
 SECRET_LABEL = "secret (drawn from OS entropy)"
@@ -92,3 +94,26 @@ class KeySource:
 def key_source(reproducible: bool, seed: int) -> KeySource:
     """The source a run uses: secret by default, from `seed` only when asked for."""
     return KeySource.from_seed(seed) if reproducible else KeySource.secret()
+
+
+class KeyInfo(BaseModel):
+    """What a result says about the client key: fingerprint and kind, never the key or a seed."""
+
+    fingerprint: str
+    reproducible: bool
+    secret: bool
+    label: str
+
+
+def key_info(keys: Sequence[Any]) -> KeyInfo | None:
+    """The fingerprint of a run's keys together (one per protected batch; FaceMix draws fresh
+    matrices per group), and whether they are secret; None for a keyless defence."""
+    present = [k for k in keys if k is not None]
+    if not present:
+        return None
+    prints = [k.fingerprint() for k in present]
+    fingerprint = prints[0] if len(set(prints)) == 1 else \
+        hashlib.sha256(" ".join(prints).encode()).hexdigest()[:12]
+    reproducible = all(k.reproducible for k in present)
+    return KeyInfo(fingerprint=fingerprint, reproducible=reproducible, secret=not reproducible,
+                   label=present[0].label)
