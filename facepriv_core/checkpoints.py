@@ -8,10 +8,10 @@ code runs), from regular files only, under a size cap.
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 from typing import Any
 
+from facepriv_core import files
 from facepriv_core.errors import CheckpointError
 
 #: Larger files are refused before reading: FacePriv's checkpoints are tens of megabytes.
@@ -19,18 +19,9 @@ MAX_CHECKPOINT_BYTES = 2 * 1024**3
 
 
 def regular_file(path: str | Path, what: str) -> Path:
-    """`path` as a Path if it is an existing regular file, else a CheckpointError."""
-    p = Path(path)
-    try:
-        st = p.stat()
-    except OSError:
-        raise CheckpointError(f"{what} '{p}' not found") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise CheckpointError(f"{what} '{p}' is not a regular file")
-    if st.st_size > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"{what} '{p}' is {st.st_size / 1024**3:.1f} GiB, over the "
-                              f"{MAX_CHECKPOINT_BYTES / 1024**3:.0f} GiB limit")
-    return p
+    """`path` as a Path if it is an existing regular file under the cap, else a
+    CheckpointError."""
+    return files.regular_file(path, what, MAX_CHECKPOINT_BYTES, CheckpointError)
 
 
 def load(path: str | Path, kind: str, what: str, map_location: Any = "cpu") -> dict[str, Any]:

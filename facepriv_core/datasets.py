@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from facepriv_core import data_sources
+from facepriv_core import data_sources, files
 from facepriv_core.errors import FacePrivError
 from facepriv_core.faces import InputError, detect_and_align, from_aligned, load_image
 
@@ -369,20 +369,9 @@ def _zip_member_error(member: str, why: str) -> Any:
 def _read_zip_file(path: Path) -> bytes:
     """A zip file's bytes: a regular file under the total cap (the archive is compressed, so
     its own size is at most what its photos may add up to)."""
-    from facepriv_core.faces.decode import mib
     from facepriv_core.limits import current
 
-    cap = current().zip_total_bytes
-    try:
-        st = path.stat()
-    except OSError:
-        raise DatasetError(f"zip dataset '{path}' not found") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DatasetError(f"zip dataset '{path}' is not a regular file")
-    if st.st_size > cap:
-        raise DatasetError(f"zip dataset '{path}' is {mib(st.st_size)}; the limit is {mib(cap)}")
-    with open(path, "rb") as f:
-        return f.read(cap + 1)
+    return files.read_capped(path, "zip dataset", current().zip_total_bytes, DatasetError)
 
 
 def load_zip(data: bytes, aligned: bool = False, name: str = "upload") -> FaceDataset:

@@ -9,12 +9,12 @@ with the line number where the YAML parser gives one).
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from facepriv_core import files
 from facepriv_core.errors import SpecError
 
 MAX_SPEC_BYTES = 256 * 1024
@@ -84,15 +84,5 @@ def parse(text: str | bytes, source: str = "the spec") -> dict[str, Any]:
 def load(path: str | Path) -> dict[str, Any]:
     """A spec mapping from a YAML file (regular files only, size-capped), or a SpecError."""
     p = Path(path)
-    try:
-        st = p.stat()
-    except OSError:
-        raise SpecError(f"spec file '{p}' not found") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise SpecError(f"spec file '{p}' is not a regular file")
-    if st.st_size > MAX_SPEC_BYTES:
-        raise SpecError(f"spec file '{p}' is {st.st_size / 1024:.0f} KiB, over the "
-                        f"{MAX_SPEC_BYTES // 1024} KiB limit; specs are small")
-    with open(p, "rb") as f:
-        data = f.read(MAX_SPEC_BYTES + 1)
+    data = files.read_capped(p, "spec file", MAX_SPEC_BYTES, SpecError)
     return parse(data, f"spec file '{p}'")
