@@ -18,6 +18,7 @@ from app.errors import show_job_error
 from app.face_input import context_bar
 from app.job_status import progress_block, status_text
 from app.params_form import dataset_picker, numeric_fields
+from app.sidebar import selected_runner
 from app.state import add_run, kept_widget, runs
 from facepriv_core import attacks, audit, metric_docs
 from facepriv_core.jobs import JobContext, JobStatus, default_runner
@@ -70,15 +71,16 @@ def parse_values(text: str, kind: type) -> list[Any]:
 
 
 def sweep_job(ctx: JobContext, spec: audit.AuditSpec, param: str, values: list[Any],
-              faces: audit.Faces | None) -> audit.SweepResult:
-    """The sweep with the no-defence reference on the same faces (engine: audit.sweep)."""
+              faces: audit.Faces | None, runner: Any) -> audit.SweepResult:
+    """The sweep with the no-defence reference on the same faces, on the sidebar's runner
+    (engine: audit.sweep, one Ray task per point on a cluster)."""
     if faces is None:
         ctx.report(0, len(values) + 1, phase="aligning the dataset sample")
         faces = load_dataset_faces(str(spec.dataset), int(spec.limit or 20), spec.seed)
-    return audit.sweep(spec, param, values, cancel=ctx.cancelled, faces=faces, reference=True,
-                       progress=lambda _s, done, total: ctx.report(
-                           done, total, phase=f"{param}: point {done}/{total} (the last is "
-                                              "the no-defence reference)"))
+    return runner.sweep(spec, param, values, cancel=ctx.cancelled, faces=faces, reference=True,
+                        progress=lambda _s, done, total: ctx.report(
+                            done, total, phase=f"{param}: point {done}/{total} (the last is "
+                                               "the no-defence reference)"))
 
 
 if st.button("Run sweep", type="primary", disabled=not chosen):
@@ -96,7 +98,8 @@ if st.button("Run sweep", type="primary", disabled=not chosen):
         face.face.chip150[None], np.array([0]), ["current face"], {})
     handle = default_runner().submit(
         functools.partial(sweep_job, spec=spec, param=param, values=values,
-                          faces=faces_in_memory), name=f"sweep {d.name}",
+                          faces=faces_in_memory, runner=selected_runner()),
+        name=f"sweep {d.name}",
         # Dataset sweeps are shared through the runner's cache; an in-memory face belongs to
         # this session, and its spec is only a label another session's face would also carry.
         key=f"curve:{spec.spec_hash()}:{param}:{values}" if source == DATASET else None)

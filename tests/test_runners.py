@@ -69,3 +69,24 @@ def test_ray_runner_audit_equals_local(olivetti_path: Path) -> None:
     import ray
 
     assert not ray.is_initialized()  # the runner shut its local cluster down
+
+
+def test_unreachable_or_malformed_ray_address_fails_fast() -> None:
+    """Ray's own client retries an address that does not answer for minutes: the runner probes
+    it first and says what to do (a closed local port, refused at once)."""
+    import socket
+    import time
+
+    pytest.importorskip("ray")
+    from facepriv_core.runners.ray_runner import RayClusterError, probe_address
+
+    with socket.socket() as s:  # a port that nothing listens on once this socket is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = time.perf_counter()
+    with pytest.raises(RayClusterError, match="cannot reach the Ray cluster"):
+        probe_address(f"127.0.0.1:{port}", timeout=2.0)
+    assert time.perf_counter() - t < 10
+    with pytest.raises(RayClusterError, match="is not HOST:PORT"):
+        probe_address("head-node")
+    probe_address("auto")  # left to Ray

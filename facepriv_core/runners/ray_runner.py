@@ -56,6 +56,34 @@ class _Worker:
         return fn(*args, **kwargs)
 
 
+#: Seconds to wait for a cluster's head node to accept a connection (Ray itself retries for
+#: minutes before giving up on an address that does not answer).
+PROBE_TIMEOUT_S = 5.0
+
+
+def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast, with a RayClusterError, when `address` (HOST:PORT or ray://HOST:PORT) does
+    not accept a TCP connection; 'auto' and other forms are left to Ray."""
+    import socket
+
+    rest = address.split("://", 1)[-1]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        if address.strip().lower() == "auto":
+            return
+        raise RayClusterError(f"--ray-address {address!r} is not HOST:PORT (or ray://HOST:PORT, "
+                              "or 'auto'); give the head node's address or leave it out for a "
+                              "local cluster")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise RayClusterError(f"cannot reach the Ray cluster at {address!r} within "
+                              f"{timeout:.0f} s ({exc.strerror or exc}); check that its head "
+                              "node is running and the address (HOST:PORT), or leave "
+                              "--ray-address out for a local cluster") from None
+
+
 def _package_root() -> str:
     """The folder holding facepriv_core, for the workers' PYTHONPATH."""
     import facepriv_core
@@ -82,6 +110,7 @@ class RayRunner(Runner):
                 "runtime_env": {"env_vars": {"PYTHONPATH": ":".join(dict.fromkeys(paths))}},
             }
             if address:
+                probe_address(address)
                 try:
                     ray.init(address=address, **options)
                 except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
