@@ -291,6 +291,28 @@ def load(spec: str) -> FaceDataset:
     )
 
 
+def _same_pairs_at(groups: list[np.ndarray], picks: np.ndarray) -> list[tuple[int, int]]:
+    """The same-person pairs at sorted positions `picks` of the list every group's pairs
+    (i, j), i before j, would make in order, without building that list (13k faces of a few
+    people hold millions of pairs)."""
+    out: list[tuple[int, int]] = []
+    offset = 0
+    for members in groups:
+        m = len(members)
+        count = m * (m - 1) // 2
+        lo, hi = np.searchsorted(picks, [offset, offset + count])
+        if hi > lo:
+            k = picks[lo:hi] - offset
+            a = np.arange(m - 1)
+            starts = a * (2 * m - a - 1) // 2  # position of pair (a, a + 1) in the group
+            first = np.searchsorted(starts, k, side="right") - 1
+            second = first + 1 + (k - starts[first])
+            out += [(int(members[i]), int(members[j])) for i, j in zip(first, second,
+                                                                        strict=True)]
+        offset += count
+    return out
+
+
 def make_pairs(identities: np.ndarray, pairs_per_label: int | None = 1500, seed: int = 0
                ) -> tuple[np.ndarray, np.ndarray]:
     """Balanced same/different pairs: (pairs (P, 2) int, same (P,) bool), seeded.
@@ -301,14 +323,16 @@ def make_pairs(identities: np.ndarray, pairs_per_label: int | None = 1500, seed:
     """
     rng = np.random.default_rng(seed)
     ids = np.asarray(identities)
-    same: list[tuple[int, int]] = []
-    for label in np.unique(ids):
-        members = np.flatnonzero(ids == label)
-        same += [(int(i), int(j)) for k, i in enumerate(members) for j in members[k + 1:]]
-    if not same:
+    groups = [np.flatnonzero(ids == label) for label in np.unique(ids)]
+    total = sum(len(g) * (len(g) - 1) // 2 for g in groups)
+    if not total:
         raise DatasetError("no identity has two images: same-person pairs cannot be formed")
-    if pairs_per_label is not None and len(same) > pairs_per_label:
-        same = [same[k] for k in np.sort(rng.choice(len(same), pairs_per_label, replace=False))]
+    if pairs_per_label is not None and total > pairs_per_label:
+        picks = np.sort(rng.choice(total, pairs_per_label, replace=False))
+        same = _same_pairs_at(groups, picks)
+    else:
+        same = [(int(i), int(j)) for members in groups
+                for k, i in enumerate(members) for j in members[k + 1:]]
     n_diff_possible = (len(ids) * (len(ids) - 1)) // 2 - sum(
         (c * (c - 1)) // 2 for c in np.unique(ids, return_counts=True)[1]
     )

@@ -14,8 +14,7 @@ import numpy as np
 
 from facepriv_core import metrics
 from facepriv_core.attacks.base import AttackCase, AttackResult
-from facepriv_core.attacks.scenarios import gallery_exclusion, own_photo_mask
-from facepriv_core.verdicts import DLIB_FAR_AT_THRESHOLD, Phrasing, Rule, chance_rank1
+from facepriv_core.verdicts import DLIB_FAR_AT_THRESHOLD, Phrasing, Rule
 
 IDENTITY = Phrasing("identity still matches", "identity no longer matches", "recognisers")
 RECONSTRUCTION = Phrasing("the face is reconstructed", "no recognisable reconstruction")
@@ -42,18 +41,28 @@ def _column(result: AttackResult, key: str) -> list[float]:
     return [float(row.get(key, np.nan)) for row in result.per_image]
 
 
+def gallery_chance(ids: np.ndarray, naive: bool) -> float:
+    """Chance rank-1 of a random guess over the gallery, from each person's photo count
+    (O(N), no N x N mask; equal to `verdicts.chance_rank1` over the same masks). Naive: a
+    probe's own original is hidden where its person has another photo
+    (`scenarios.gallery_exclusion`). Parrot / retrained: the own photo is always hidden,
+    and the chance is taken over the probes whose person has another photo (1.0 if none)."""
+    n = len(ids)
+    _, inverse, counts = np.unique(np.asarray(ids), return_inverse=True, return_counts=True)
+    photos = counts[inverse.ravel()].astype(np.int64)
+    if naive:
+        hidden = (photos >= 2).astype(np.int64)
+        return float(np.mean((photos - hidden) / np.maximum(n - hidden, 1)))
+    has = photos >= 2
+    return float(np.mean((photos[has] - 1) / max(n - 1, 1))) if has.any() else 1.0
+
+
 def identity_rules(case: AttackCase, result: AttackResult) -> list[Rule]:
     """Per recogniser: rank-1 vs chance when the gallery has several people, else the cosine
     of the protected face to its original vs the recogniser's same-person threshold. On
     feature/embedding wires only the authorised service matches: that is utility."""
     ids = _ids(case)
-    if result.details.get("scenario", "naive") == "naive":
-        chance = chance_rank1(ids, gallery_exclusion(ids))
-    else:  # own photo never matched: chance over the probes that have another photo
-        same = (ids[:, None] == ids[None, :]) & ~own_photo_mask(ids)
-        has = same.any(axis=1)
-        chance = float(np.mean(same[has].sum(axis=1) / max(len(ids) - 1, 1))) if has.any() \
-            else 1.0
+    chance = gallery_chance(ids, result.details.get("scenario", "naive") == "naive")
     service_only = result.details.get("probe") == "authorised service embedding"
     thresholds: dict[str, Any] = result.details.get("thresholds", {})
     rules = []

@@ -190,15 +190,18 @@ class AttributeEstimation(Attack[AttributeParams]):
                               subject="age"))
         return rules
 
-    def run(self, case: AttackCase, params: AttributeParams, progress: ProgressFn | None = None,
-            cancel: CancelFn | None = None) -> AttackResult:
-        reason = self.applicable(case.protected, case.defence)
-        if reason:
-            raise ValueError(reason)
+    def streams(self, params: AttributeParams) -> bool:
+        """Rows depend on their own face only; the verdict's baselines (majority class,
+        mean age of the originals' predictions) are combined from every shard's
+        predictions in `finish`."""
+        return True
+
+    def run_shard(self, case: AttackCase, params: AttributeParams,
+                  cancel: CancelFn | None = None) -> dict[str, Any]:
+        """This shard's rows and the originals' predicted classes / years (`originals`)."""
         prot = case.protected
         image = prot.image if prot.image is not None else prot.wire
         heads = attribute_models(self.device)
-        n = case.original.shape[0]
         if case.original.shape != image.shape:
             raise ValueError(f"shapes differ: {tuple(case.original.shape)} vs "
                              f"{tuple(image.shape)}")
@@ -206,15 +209,38 @@ class AttributeEstimation(Attack[AttributeParams]):
         clean = predict(heads, case.original, params.batch_size, self.device, cancel)
         originals: dict[str, list[float]] = {}
         _collect_originals(heads, clean, originals)
-        if progress:
-            progress(ProgressEvent(n // 2, n, prot.preview[0], {}))
         seen = predict(heads, image, params.batch_size, self.device, cancel)
-        rows = _rows(heads, clean, seen)
+        return {"rows": _rows(heads, clean, seen), "originals": originals,
+                "models": {head: model.name for head, model in heads.items()}}
+
+    def finish(self, case: AttackCase, parts: list[Any], params: AttributeParams,
+               progress: ProgressFn | None = None, cancel: CancelFn | None = None
+               ) -> AttackResult:
+        rows = [row for part in parts for row in part["rows"]]
+        originals: dict[str, list[float]] = {}
+        for part in parts:  # in face order, as one _collect_originals over every face
+            for key, values in part["originals"].items():
+                if key.endswith("_classes"):
+                    originals.setdefault(key, values)
+                else:
+                    originals.setdefault(key, []).extend(values)
+        heads = parts[0]["models"]
         if progress:
             means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-            progress(ProgressEvent(n, n, prot.preview[0], means))
-        details = {"models": {head: model.name for head, model in heads.items()},
+            progress(ProgressEvent(len(rows), len(rows), case.protected.preview[0], means))
+        details = {"models": dict(heads),
                    "missing_heads": sorted(set(PREFERRED) - set(heads)),
                    "target": "protected image",
                    "baselines": attribute_baselines(originals)}
         return AttackResult(self.name, self.threat, rows, details=details)
+
+    def run(self, case: AttackCase, params: AttributeParams, progress: ProgressFn | None = None,
+            cancel: CancelFn | None = None) -> AttackResult:
+        reason = self.applicable(case.protected, case.defence)
+        if reason:
+            raise ValueError(reason)
+        part = self.run_shard(case, params, cancel)
+        if progress:
+            n = case.original.shape[0]
+            progress(ProgressEvent(n // 2, n, case.protected.preview[0], {}))
+        return self.finish(case, [part], params, progress, cancel)

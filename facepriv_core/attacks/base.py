@@ -11,7 +11,7 @@ import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -156,6 +156,8 @@ class Attack(ABC, Generic[P]):
         super().__init_subclass__(**kwargs)
         if "run" in cls.__dict__:
             cls.run = _judged(cls.__dict__["run"])  # type: ignore[method-assign]
+        if "finish" in cls.__dict__:
+            cls.finish = _judged(cls.__dict__["finish"])  # type: ignore[method-assign]
         unknown = set(cls.__dict__.get("needs", frozenset())) - set(CAPABILITIES)
         if unknown:
             raise TypeError(f"{cls.__name__} needs unknown capabilities {sorted(unknown)}")
@@ -184,6 +186,31 @@ class Attack(ABC, Generic[P]):
     def run(self, case: AttackCase, params: P, progress: ProgressFn | None = None,
             cancel: CancelFn | None = None) -> AttackResult:
         """Attack the case; raise AttackCancelled promptly when cancel() turns true."""
+
+    # Streaming: how an audit of a whole dataset feeds the attack (see audit.runner.run).
+
+    def streams(self, params: P) -> bool:
+        """Whether an audit may feed this attack its faces shard by shard: `run_shard` on
+        each shard, then `finish` once. False (the default) for attacks that train on, or
+        mix across, the whole batch: they get one case holding every face (the whole set
+        is then in memory). Declare True only when every per-image row depends on its own
+        face alone and what needs the whole set is collected by `run_shard` as small arrays
+        and combined by `finish`, so the numbers do not depend on the shard size."""
+        return False
+
+    def run_shard(self, case: AttackCase, params: P, cancel: CancelFn | None = None) -> Any:
+        """A streamed attack's work on one shard: small, picklable values (rows, embeddings,
+        predicted classes), never the shard's images, which the audit drops next."""
+        raise NotImplementedError(f"attack {self.name!r} does not stream")
+
+    def finish(self, case: AttackCase, parts: list[Any], params: P,
+               progress: ProgressFn | None = None, cancel: CancelFn | None = None
+               ) -> AttackResult:
+        """A streamed attack's result from its shards' parts, in face order. `case` is the
+        last shard's case with `identities` of every face (`streamed_case`): finish and the
+        attack's `verdict_rules` read the set through the parts, the identities and the
+        seed, never `case.original` (not every face is in memory). Judged like `run`."""
+        raise NotImplementedError(f"attack {self.name!r} does not stream")
 
 
 _depth = threading.local()
@@ -215,6 +242,12 @@ def _judged(run: Callable[..., AttackResult]) -> Callable[..., AttackResult]:
 
     return wrapper
 
+
+
+def streamed_case(last: AttackCase, identities: np.ndarray) -> AttackCase:
+    """The case a streamed attack's `finish` sees: the last shard's, with the identities of
+    every face of the audit and no cached embeddings."""
+    return replace(last, identities=np.asarray(identities), embeddings={})
 
 
 def missing_capabilities(title: str, needs: frozenset[str], defence: Defence | None

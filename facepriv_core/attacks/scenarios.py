@@ -256,9 +256,14 @@ class ScenarioGallery:
 
     def pair_cosine(self, probe: np.ndarray, gallery: np.ndarray) -> np.ndarray:
         """Per probe, the cosine to its partner's gallery entry (NaN without a partner)."""
-        p = probe / np.maximum(np.linalg.norm(probe, axis=1, keepdims=True), 1e-12)
-        g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
-        idx = np.maximum(self.partner, 0)
-        cos = np.sum(p * g[idx], axis=1)
-        return np.where(self.partner >= 0, cos, np.nan)
+        return pair_cosine(probe, gallery, self.partner)
+
+
+def pair_cosine(probe: np.ndarray, gallery: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """Per probe, the cosine to gallery entry `partner[i]` (NaN where it is -1)."""
+    p = probe / np.maximum(np.linalg.norm(probe, axis=1, keepdims=True), 1e-12)
+    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+    idx = np.maximum(partner, 0)
+    cos = np.sum(p * g[idx], axis=1)
+    return np.where(partner >= 0, cos, np.nan)
 

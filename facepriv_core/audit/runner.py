@@ -10,6 +10,7 @@ fingerprint and whether it is secret.
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 import time
@@ -23,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from facepriv_core import __version__, datasets, defences, faces, metrics, models
 from facepriv_core import attacks as attack_registry
-from facepriv_core.attacks.base import AttackCase, check_cancel
-from facepriv_core.audit.spec import AuditResult, AuditSpec, Estimate, public_params
+from facepriv_core.attacks.base import AttackCase, check_cancel, streamed_case
+from facepriv_core.audit.spec import AttackSpec, AuditResult, AuditSpec, Estimate, public_params
 from facepriv_core.audit.stats import bootstrap_ci
 from facepriv_core.audit.utility import verification_accuracy
 from facepriv_core.defences.base import LazyMetrics, Protected
@@ -148,11 +149,84 @@ def service_verification(utility: dict[str, Estimate], authorised: torch.Tensor,
     return notes
 
 
+#: Faces of each kind kept in AuditResult.images (originals, previews, reconstructions):
+#: the app, the report and `audit --out` show the first faces; a dataset-size audit must not
+#: hold every face again. Rows and statistics always cover every face.
+PREVIEW_FACES = 64
+#: Faces per shard by default, rounded up to whole batches (`shard_faces`): a few hundred
+#: float faces (270 KB each, with its protected twin) in memory at a time.
+SHARD_FACES = 256
+
+
+@dataclass
+class _Planned:
+    """One attack of the spec, resolved: its registry instance and validated params."""
+
+    spec: AttackSpec
+    attack: Any
+    params: Any
+    streams: bool
+    parts: list[Any] = field(default_factory=list)
+    result: Any = None
+    seconds: float = 0.0
+
+
+def shard_faces(spec: AuditSpec, planned: Sequence[_Planned], n: int,
+                shard_size: int | None = None) -> int:
+    """Faces per shard: all of them when an attack needs the whole set, else `shard_size`
+    (default SHARD_FACES) rounded up to a multiple of every batch size the audit uses
+    (spec.batch_size, attacks' batch_size), so each model sees the same batches whatever the
+    shard size: a convolution's last bits can depend on the batch it ran in, and a keyed
+    defence draws one key per protect batch."""
+    if not all(p.streams for p in planned):
+        return max(n, 1)
+    grid = math.lcm(spec.batch_size, *[int(getattr(p.params, "batch_size", 1))
+                                       for p in planned])
+    size = shard_size or SHARD_FACES
+    return min(max(n, 1), grid * math.ceil(size / grid))
+
+
+def _plan(spec: AuditSpec, device: torch.device) -> list[_Planned]:
+    out = []
+    for a in spec.attacks:
+        attack = attack_registry.get(a.name, device=str(device))
+        aparams = validate(attack.Params, a.params, f"parameters for attack '{a.key}'")
+        out.append(_Planned(a, attack, aparams, bool(attack.streams(aparams))))
+    return out
+
+
+class _WireMetrics:
+    """Defence metrics per protect batch, read before the batch is dropped and averaged
+    by batch size as `_concat_protected` does (a single batch's taken as they are)."""
+
+    def __init__(self) -> None:
+        self.values: list[dict[str, float]] = []
+        self.weights: list[int] = []
+
+    def add(self, part: Protected) -> None:
+        self.values.append(dict(part.metrics))
+        self.weights.append(int(part.wire.shape[0]))
+
+    def result(self) -> dict[str, float]:
+        if len(self.values) == 1:
+            return self.values[0]
+        names = {k for v in self.values for k in v}
+        return {k: float(np.average([v.get(k, np.nan) for v in self.values],
+                                    weights=self.weights)) for k in names}
+
+
 def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None = None,
-        faces: Faces | None = None) -> AuditResult:
+        faces: Faces | None = None, shard_size: int | None = None) -> AuditResult:
     """Run the audit the spec describes. `faces`, when given, are the already-aligned faces to
     use instead of loading the spec's source: a sweep aligns once for all its points, and the
-    app audits an upload held in memory (the spec then only labels it)."""
+    app audits an upload held in memory (the spec then only labels it).
+
+    Faces stay uint8 chips; they stream through in shards (`shard_faces`; `shard_size`
+    faces, default SHARD_FACES): each shard is converted to float, protected, measured
+    (utility cosine, SSIM/PSNR) and attacked, then dropped, so memory follows the shard, not
+    the dataset. Attacks that stream (`Attack.streams`) keep small per-shard parts and
+    `finish` over all of them; when an attack needs the whole set, the audit is one shard.
+    The numbers do not depend on the shard size."""
     device = models.resolve_device(spec.device)
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -166,82 +240,143 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
     rng = torch.Generator(device=device).manual_seed(spec.seed)
     keys = key_source(spec.reproducible_key, spec.seed)
     recogniser = models.get(spec.recogniser, device)
-    x = chips_to_tensor(data.chips, device)
+    planned = _plan(spec, device)
+    n = len(data.chips)
+    size = shard_faces(spec, planned, n, shard_size)
 
-    t = time.perf_counter()
-    parts = []
-    for start in range(0, len(x), spec.batch_size):
-        check_cancel(cancel)
-        parts.append(defence.protect_keyed(x[start:start + spec.batch_size], dparams, rng, keys))
-        if progress:
-            progress("protecting", min(start + spec.batch_size, len(x)), len(x))
-    key = key_info([p.key for p in parts])
-    protected = _concat_protected(parts)
-    timings["protect_s"] = time.perf_counter() - t
-
-    clean = embed_batched(recogniser, x, spec.batch_size, device, cancel=cancel)
-    with torch.no_grad():
-        authorised = protected.utility_embedding(recogniser)
     rows: list[dict[str, Any]] = [
         {"key": k, "identity": int(i)} for k, i in zip(data.keys, data.identities, strict=True)
     ]
-    utility_cos = metrics.cosine(authorised, clean).cpu().numpy()
-    for row, c in zip(rows, utility_cos, strict=True):
-        row["utility_cosine"] = float(c)
-    if protected.image is not None:
-        shown = tensor_to_chips(protected.image)
-        image_metrics = metrics.batch_image_metrics(data.chips, shown)
-        for k, values in image_metrics.items():
-            for row, v in zip(rows, values, strict=True):
-                row[k] = v if np.isfinite(v) else None
+    wire_metrics = _WireMetrics()
+    batch_keys: list[Any] = []
+    clean_parts: list[torch.Tensor] = []
+    authorised_parts: list[torch.Tensor] = []
+    previews: list[np.ndarray] = []
+    wire_kind, wire_shape = "", [0]
+    last_case: AttackCase | None = None
+    timings["protect_s"] = 0.0
+    for first in range(0, n, size):
+        chips = data.chips[first:first + size]
+        x = chips_to_tensor(chips, device)
+        t = time.perf_counter()
+        parts = []
+        for start in range(0, len(x), spec.batch_size):
+            check_cancel(cancel)
+            part = defence.protect_keyed(x[start:start + spec.batch_size], dparams, rng, keys)
+            wire_metrics.add(part)
+            batch_keys.append(part.key)
+            parts.append(part)
+            if progress:
+                progress("protecting", min(first + start + spec.batch_size, n), n)
+        protected = _concat_protected(parts)
+        single = len(parts) == 1
+        del parts
+        timings["protect_s"] += time.perf_counter() - t
+        wire_kind, wire_shape = protected.wire_kind, list(protected.wire_shape)
 
-    case = AttackCase(original=x, protected=protected, defence=defence, defence_params=dparams,
-                      identities=data.identities, seed=spec.seed,
-                      embeddings={spec.recogniser: clean})
+        clean = embed_batched(recogniser, x, spec.batch_size, device, cancel=cancel)
+        with torch.no_grad():
+            authorised = protected.utility_embedding(recogniser)
+        if single and len(x) < n:  # row-major, as torch.cat makes it for a one-shard audit
+            authorised = authorised.contiguous()  # (FaceMix's is a transpose: 8th digit)
+        clean_parts.append(clean.float().cpu())
+        authorised_parts.append(authorised.float().cpu())
+        shard_rows = rows[first:first + len(x)]
+        for row, c in zip(shard_rows, metrics.cosine(authorised, clean).cpu().numpy(),
+                          strict=True):
+            row["utility_cosine"] = float(c)
+        if protected.image is not None:
+            shown = tensor_to_chips(protected.image)
+            for k, values in metrics.batch_image_metrics(chips, shown).items():
+                for row, v in zip(shard_rows, values, strict=True):
+                    row[k] = v if np.isfinite(v) else None
+        kept = PREVIEW_FACES - sum(len(p) for p in previews)
+        if kept > 0:
+            previews.append(np.asarray(protected.preview[:kept]))
+
+        case = AttackCase(original=x, protected=protected, defence=defence,
+                          defence_params=dparams, identities=data.identities[first:first + size],
+                          seed=spec.seed, embeddings={spec.recogniser: clean})
+        if last_case is None:
+            for p in planned:
+                reason = p.attack.applicable(protected, defence)
+                if reason:
+                    raise UsageError(f"attack '{p.spec.key}' does not apply to defence "
+                                     f"'{spec.defence}': {reason}")
+        _attack_shard(spec, planned, case, progress, cancel)
+        last_case = case
+        if progress and size < n:
+            progress("attacking shards", min(first + size, n), n)
+        del x, protected, clean, authorised
+    if last_case is None:
+        raise UsageError("the audit has no face to protect: give images or a dataset with faces")
+
     attack_out: dict[str, list[dict[str, float]]] = {}
     threat_models: dict[str, str] = {}
     verdicts: dict[str, Verdict] = {}
     reconstructions: dict[str, np.ndarray] = {}
-    for a in spec.attacks:
-        attack = attack_registry.get(a.name, device=str(device))
-        reason = attack.applicable(protected, defence)
-        if reason:
-            raise UsageError(f"attack '{a.key}' does not apply to defence '{spec.defence}': "
-                             f"{reason}")
-        t = time.perf_counter()
-        torch.manual_seed(spec.seed)
-
-        def on_event(event: Any, _name: str = a.key) -> None:
-            if progress:
-                progress(f"attack {_name}", event.step, event.total)
-
-        aparams = validate(attack.Params, a.params, f"parameters for attack '{a.key}'")
-        result = attack.run(case, aparams, on_event, cancel)
-        timings[f"attack_{a.key}_s"] = time.perf_counter() - t
-        attack_out[a.key] = result.per_image
-        threat_models[a.key] = result.threat_model.sentence
+    whole = streamed_case(last_case, data.identities)
+    for p in planned:
+        key = p.spec.key
+        if p.streams:
+            t = time.perf_counter()
+            torch.manual_seed(spec.seed)
+            p.result = p.attack.finish(whole, p.parts, p.params, _events(key, progress),
+                                       cancel)
+            p.parts = []
+            p.seconds += time.perf_counter() - t
+        result = p.result
+        timings[f"attack_{key}_s"] = p.seconds
+        attack_out[key] = result.per_image
+        threat_models[key] = result.threat_model.sentence
         if result.verdict is not None:
-            verdicts[a.key] = result.verdict
+            verdicts[key] = result.verdict
         if result.reconstructions is not None:
-            reconstructions[a.key] = tensor_to_chips(result.reconstructions)
+            reconstructions[key] = tensor_to_chips(result.reconstructions[:PREVIEW_FACES])
         for row, per in zip(rows, result.per_image, strict=True):
-            row.update({f"{a.key}.{k}": v for k, v in per.items()})
+            row.update({f"{key}.{k}": v for k, v in per.items()})
 
-    utility, attack_estimates = estimates(spec, rows, attack_out, dict(protected.metrics))
-    notes = service_verification(utility, authorised, clean, data.identities, spec.seed,
-                                 len(rows))
+    utility, attack_estimates = estimates(spec, rows, attack_out, wire_metrics.result())
+    notes = service_verification(utility, torch.cat(authorised_parts), torch.cat(clean_parts),
+                                 data.identities, spec.seed, len(rows))
     out = AuditResult(
         spec=spec, spec_hash=spec.spec_hash(), defence=spec.defence,
-        wire_kind=protected.wire_kind, wire_shape=list(protected.wire_shape),
+        wire_kind=wire_kind, wire_shape=wire_shape,
         utility=utility, attacks=attack_estimates, threat_models=threat_models, rows=rows,
         failures=data.failures, detections=data.detections, timings=timings,
-        environment=environment(device), key=key,
+        environment=environment(device), key=key_info(batch_keys),
         verdicts=verdicts, overall_verdict=overall(verdicts, defence_label(spec)),
         notes=notes,
     )
-    out.images.update({"original": data.chips, "protected": protected.preview,
-                       **reconstructions})
+    out.images.update({"original": data.chips[:PREVIEW_FACES],
+                       "protected": np.concatenate(previews), **reconstructions})
     return out
+
+
+def _events(key: str, progress: Progress | None) -> Callable[[Any], None]:
+    def on_event(event: Any) -> None:
+        if progress:
+            progress(f"attack {key}", event.step, event.total)
+
+    return on_event
+
+
+def _attack_shard(spec: AuditSpec, planned: Sequence[_Planned], case: AttackCase,
+                  progress: Progress | None, cancel: Cancel | None) -> None:
+    """Every attack's work on one shard: a streamed attack's part, or (the audit being one
+    shard) a whole-set attack's result. Each starts from the spec's seed, and the global
+    torch generator is put back afterwards, so the next shard's protection draws as if no
+    attack had run in between."""
+    state = torch.get_rng_state()
+    for p in planned:
+        t = time.perf_counter()
+        torch.manual_seed(spec.seed)
+        if p.streams:
+            p.parts.append(p.attack.run_shard(case, p.params, cancel))
+        else:
+            p.result = p.attack.run(case, p.params, _events(p.spec.key, progress), cancel)
+        p.seconds += time.perf_counter() - t
+    torch.set_rng_state(state)
 
 
 class SweepPoint(BaseModel):

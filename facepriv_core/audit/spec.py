@@ -112,8 +112,10 @@ class AuditResult(BaseModel):
 
     @property
     def images(self) -> dict[str, np.ndarray]:
-        """uint8 NHWC images by name ('original', 'protected', attack reconstructions); kept in
-        memory only, written to disk only when the user asks (CLI --out)."""
+        """uint8 NHWC images by name ('original', 'protected', attack reconstructions) of the
+        first `audit.runner.PREVIEW_FACES` faces only (a bounded preview: a dataset-size
+        audit does not keep every face; rows and statistics cover them all); kept in memory
+        only, written to disk only when the user asks (CLI --out)."""
         return self._images
 
     def summary(self) -> dict[str, Any]:

@@ -245,7 +245,8 @@ def add_audit_flags(p: argparse.ArgumentParser) -> None:
                         "secret (default: a fresh key from OS entropy every run)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps or auto")
     add_detector_flags(p, default=None)
-    p.add_argument("--out", default=None, help="folder for the result JSON and images")
+    p.add_argument("--out", default=None, help="folder for the result JSON and the images of "
+                   "the first 64 faces (original, protected, reconstructions)")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_runner_flags(p)
 

@@ -17,7 +17,8 @@ from facepriv_core.cli._common import (
 
 
 def write_outputs(folder: str, result: Any) -> None:
-    """--out: the result JSON and, per face, the original, protected and reconstructed PNGs."""
+    """--out: the result JSON and the original, protected and reconstructed PNGs of the faces
+    the result keeps (the first audit.runner.PREVIEW_FACES)."""
     from pathlib import Path
 
     from PIL import Image
