@@ -140,9 +140,11 @@ AGREEMENT = 1e-4
 def build(key: str, fn: Callable[..., dict[str, torch.Tensor]],
           examples: Sequence[torch.Tensor], output_keys: list[str], label: str
           ) -> tuple[OrtForward | None, dict[str, torch.Tensor]]:
-    """(session, torch outputs for `examples`). The session comes from the disk cache, else is
+    """(session, outputs for `examples`). The session comes from the disk cache, else is
     exported now; it is None when the plan cannot be exported, or when its outputs on
-    `examples` disagree with the torch plan's (the caller then keeps the torch plan)."""
+    `examples` disagree with the torch plan's (the caller then keeps the torch plan). The
+    outputs are the session's when it is kept, so every batch, the first included, comes
+    from the same engine: a process's first batch must not differ from a later run's."""
     path = _cached_path(key)
     names = [f"in{i}" for i in range(len(examples))]
     with torch.no_grad():
@@ -160,7 +162,7 @@ def build(key: str, fn: Callable[..., dict[str, torch.Tensor]],
                 raise ValueError(f"output {k!r} differs from the torch plan by {err:.1e}")
         if fresh:
             _write_atomic(path, data)
-        return session, want
+        return session, got
     except Exception as exc:  # any exporter/runtime refusal: the torch plan still works
         log.info("onnxruntime path not used for %s (%s: %s); using the torch plan", label,
                  type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
