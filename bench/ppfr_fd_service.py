@@ -22,7 +22,9 @@ import torch
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--olivetti", default="olivetti:../shared/data/olivetti/olivettifaces.mat")
-    ap.add_argument("--sfhq", default="sfhq:../shared/data/sfhq")
+    ap.add_argument("--sfhq", default=None,
+                    help="SFHQ spec for the held-out faces and the attacks' auxiliary faces "
+                         "(default: the set the service was trained on)")
     ap.add_argument("--attack-limit", type=int, default=20)
     ap.add_argument("--decoder-epochs", type=int, default=10)
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
@@ -52,9 +54,11 @@ def main() -> None:
     out["train_cpu_s"] = time.process_time() - cpu
     service = load_service(cache_path(params), params, "cpu")
     info = service.info
-    shown = ("train_images", "steps", "val_top1", "val_top1_pretrained", "seconds",
-             "olivetti_people")
+    shown = ("train_images", "steps", "batch_size", "lr", "val_cosine", "val_top1",
+             "val_top1_pretrained", "seconds", "total_wall_seconds", "total_cpu_seconds",
+             "olivetti_people", "data")
     out["service"] = {k: info[k] for k in shown if k in info}
+    sfhq = args.sfhq or str(info["data"])
 
     ds = datasets.load(args.olivetti)
     aligned = datasets.align_dataset(ds)
@@ -76,7 +80,7 @@ def main() -> None:
     # clean embedding; same pairs = the same face, different pairs = two different faces.
     from facepriv_core.train.aux_faces import load_aux
 
-    sf_chips, _, sf_emb = load_aux(args.sfhq, 100_000)
+    sf_chips, _, sf_emb = load_aux(sfhq, 100_000)
     val = np.random.default_rng(0).permutation(len(sf_chips))[-60:]
     probe = verify_service(defence, params, net, sf_chips[val])
     other = (np.arange(60) + np.random.default_rng(0).integers(1, 60, size=60)) % 60
@@ -86,9 +90,9 @@ def main() -> None:
 
     spec = audit.AuditSpec(
         defence="ppfr_fd", dataset=args.olivetti, limit=args.attack_limit, seed=0,
-        attacks=[{"name": "ppfr_fd_whitebox", "params": {"aux": args.sfhq}},
+        attacks=[{"name": "ppfr_fd_whitebox", "params": {"aux": sfhq}},
                  {"name": "decoder_inversion",
-                  "params": {"aux": args.sfhq, "epochs": args.decoder_epochs}}])
+                  "params": {"aux": sfhq, "epochs": args.decoder_epochs}}])
     result = audit.run(spec)
     out["attacks"] = result.summary()["attacks"]
     print(json.dumps(out, indent=2, default=str))

@@ -31,9 +31,11 @@ from facepriv_core.train.services import prepare_service
 from facepriv_core.verification import verify_embeddings
 
 PARAMS = PPFRParams()
-#: Held-out Olivetti verification the trained service must reach: measured 0.83 (people 20-39,
-#: 60 steps), the pretrained network behind the same layer 0.79.
-SERVICE_BAR = 0.76
+#: Held-out Olivetti verification the trained service must reach: issue 17's 0.90. Measured
+#: (people 20-39, the default 300-step service, 5 keys): 0.951 +- 0.004, so the bar is over
+#: 10 std below the mean (mean - 3 std = 0.939); the pretrained network behind the same layer
+#: scores 0.79, the old 60-step recipe 0.87.
+SERVICE_BAR = 0.90
 SHUFFLE1 = torch.randperm(35, generator=torch.Generator().manual_seed(11))
 
 

@@ -56,7 +56,7 @@ from facepriv_core.defences.ppfr_fd_masking import (
 
 CHECKPOINT_KIND = "ppfr_fd_service"
 #: Bump when the recipe changes: cached services of an older recipe are then retrained.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 #: Defence params the service depends on (shape and content of the wire). Never the seed.
 WIRE_PARAMS = ("channels", "selection", "drop_dc", "mix")
 CHIP = 150
@@ -168,12 +168,12 @@ def assign_slots(cost: np.ndarray, channels: np.ndarray, adjacency: float,
     return slot_channel
 
 
-def templates_for(coef: torch.Tensor, params: PPFRParams, shuffle1: torch.Tensor
-                  ) -> SlotTemplates:
-    """Slot templates from training faces' coefficients for this key's Shuffle1 (the chain
-    term only when the wire is mixed: without mixing, neighbours share nothing)."""
+def templates_for(coef: torch.Tensor, params: PPFRParams, shuffle1: torch.Tensor,
+                  chain: bool = True) -> SlotTemplates:
+    """Slot templates from training faces' coefficients for this key's Shuffle1; with `chain`,
+    the mixing's chain too (only when the wire is mixed: otherwise neighbours share nothing)."""
     return SlotTemplates(canonical_wires(coef, params, shuffle1),
-                         ADJACENCY_WEIGHT if params.mix else 0.0)
+                         ADJACENCY_WEIGHT if chain and params.mix else 0.0)
 
 
 class InverseDCT(nn.Module):
