@@ -142,3 +142,24 @@ def test_package_graphs_export_and_match(name: str) -> None:
     for key in want:
         scale = float(want[key].abs().max()) or 1.0
         assert float((got[key] - want[key]).abs().max()) / scale < 1e-4, key
+
+
+def test_cydral_gender_runs_its_shipped_onnx_and_keeps_the_torch_graph_for_gradients(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from facepriv_core import models
+
+    if "cydral-gender" not in models.available("gender"):
+        pytest.skip("cydral-gender is not installed")
+    model = models.get("cydral-gender", "cpu")
+    x = torch.rand(4, 3, 150, 150, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        fast = model.probabilities(x)
+    assert isinstance(model._fast.sessions["file"], ort_inference.OrtForward)
+    monkeypatch.setenv(ort_inference.ENV_BACKEND, "torch")
+    with torch.no_grad():
+        graph = model.probabilities(x)
+    assert float((fast - graph).abs().max()) < 1e-4
+    xg = x.clone().requires_grad_(True)
+    monkeypatch.delenv(ort_inference.ENV_BACKEND)
+    model.probabilities(xg)[:, 1].sum().backward()  # the torch graph, differentiable
+    assert xg.grad is not None and float(xg.grad.abs().sum()) > 0

@@ -11,7 +11,9 @@ The plan is exported once per (graph, outputs, input shape) with torch's ONNX ex
 ONNX bytes are cached on disk under `<cache root>/onnx/` (keyed by a digest of the graph's
 structure and weights and the library versions), so a later process only builds the session.
 Any failure to export or load falls back to the torch plan, logged once on the `facepriv`
-logger. `FACEPRIV_INFERENCE=torch` turns the path off (for comparisons and debugging).
+logger. A network shipped as ONNX needs no export: `file_session` loads it as it is (Cydral
+gender; where torch measured faster, as for Cydral age and fer's Keras graph, torch stays).
+`FACEPRIV_INFERENCE=torch` turns the path off (for comparisons and debugging).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class SessionCache:
 class OrtForward:
     """One exported plan as an onnxruntime session: arrays in, named tensors out."""
 
-    def __init__(self, onnx_bytes: bytes, input_names: list[str], output_keys: list[str]
+    def __init__(self, onnx: bytes | str, input_names: list[str], output_keys: list[str]
                  ) -> None:
         import onnxruntime as ort
 
@@ -84,7 +86,9 @@ class OrtForward:
         options.intra_op_num_threads = max(1, torch.get_num_threads())
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(onnx_bytes, options,
+        # subnormal weights make kernels ~100x slower; the torch readers flush them too
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
+        self.session = ort.InferenceSession(onnx, options,
                                             providers=["CPUExecutionProvider"])
         self.input_names, self.output_keys = input_names, output_keys
 
@@ -167,6 +171,17 @@ def build(key: str, fn: Callable[..., dict[str, torch.Tensor]],
         log.info("onnxruntime path not used for %s (%s: %s); using the torch plan", label,
                  type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
         return None, want
+
+
+def file_session(path: str | Path, input_name: str, label: str) -> OrtForward | None:
+    """A session on an ONNX file as shipped (output key "y"), or None (logged) if onnxruntime
+    cannot load it: for networks that are ONNX already, no export is needed."""
+    try:
+        return OrtForward(str(path), [input_name], ["y"])
+    except Exception as exc:
+        log.info("onnxruntime path not used for %s (%s); using the torch graph", label,
+                 type(exc).__name__)
+        return None
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
