@@ -94,7 +94,12 @@ def main() -> None:
                  {"name": "decoder_inversion",
                   "params": {"aux": sfhq, "epochs": args.decoder_epochs}}])
     result = audit.run(spec)
-    out["attacks"] = result.summary()["attacks"]
+    summary = result.summary()
+    out["attacks"] = summary["attacks"]
+    # each verdict's threshold says what the attack is held against (white-box: the mean face)
+    out["verdicts"] = {name: {k: v.get(k) for k in ("leaks", "metric", "value", "threshold",
+                                                    "threshold_source", "reason")}
+                       for name, v in summary["verdicts"].items()}
     print(json.dumps(out, indent=2, default=str))
     if args.json:
         with open(args.json, "w") as f:
