@@ -4,7 +4,8 @@
   module level, class bodies, `if`/`try` blocks and function bodies (a lazy import inside a
   function is a hidden cycle all the same), not `if TYPE_CHECKING:`;
 - nothing under facepriv_core/faces imports facepriv_core.models, at any level;
-- nothing in facepriv_core imports streamlit, at any level.
+- nothing in facepriv_core imports streamlit, at any level;
+- nothing under defences/ or train/ imports attacks/, at any level.
 """
 
 from __future__ import annotations
@@ -179,3 +180,9 @@ def test_function_level_imports_count_type_checking_ones_do_not() -> None:
     assert [t for t, _ in imported(PACKAGE, tree, load_time_only=True)] == ["os"]
     graph = import_graph()  # a lazy import is an edge like any other
     assert "facepriv_core.defences.keys" in graph["facepriv_core.verification"]
+
+
+def test_defences_and_trainers_import_nothing_from_attacks() -> None:
+    """Attacks sit above defences and the trainers they use; an arrow never points up."""
+    assert not _offenders(f"{PACKAGE}.defences", f"{PACKAGE}.attacks")
+    assert not _offenders(f"{PACKAGE}.train", f"{PACKAGE}.attacks")

@@ -44,6 +44,7 @@ from facepriv_core.defences.base import Defence, Protected
 from facepriv_core.train.aux_faces import load_aux, resolve_aux, same_people
 from facepriv_core.train.decoder import (
     ARCHITECTURE,
+    DEFAULT_RECIPE,
     cache_dir,
     config_digest,
     load_cached_decoder,
@@ -57,19 +58,24 @@ __all__ = ["DecoderInversion", "DecoderParams", "resolve_aux", "train_decoder"]
 
 
 class DecoderParams(AttackParams):
-    aux: str = Field("", description="auxiliary faces as a dataset spec, e.g. sfhq:PATH or "
-                                     "folder:PATH (empty: this machine's SFHQ or LFW); "
-                                     "must not be the attacked people")
-    aux_limit: int = Field(300, ge=2, le=100_000, description="auxiliary faces to sample")
-    epochs: int = Field(20, ge=0, le=1000, description="training epochs (0: untrained decoder)")
-    batch_size: int = Field(16, ge=1, le=1024)
-    lr: float = Field(2e-3, gt=0.0, le=1.0, description="Adam learning rate")
+    aux: str = Field(DEFAULT_RECIPE.aux,
+                     description="auxiliary faces as a dataset spec, e.g. sfhq:PATH or "
+                                 "folder:PATH (empty: this machine's SFHQ or LFW); "
+                                 "must not be the attacked people")
+    aux_limit: int = Field(DEFAULT_RECIPE.aux_limit, ge=2, le=100_000,
+                           description="auxiliary faces to sample")
+    epochs: int = Field(DEFAULT_RECIPE.epochs, ge=0, le=1000,
+                        description="training epochs (0: untrained decoder)")
+    batch_size: int = Field(DEFAULT_RECIPE.batch_size, ge=1, le=1024)
+    lr: float = Field(DEFAULT_RECIPE.lr, gt=0.0, le=1.0, description="Adam learning rate")
     loss: Literal["l1", "l1+ssim"] = Field("l1+ssim", description="L1, or L1 + 0.5 (1 - SSIM)")
-    width: int = Field(16, ge=8, le=256, description="channels of the first decoder block (16 "
-                                                     "trains on 2 CPU cores; 32+ on a GPU)")
-    val_fraction: float = Field(0.1, gt=0.0, lt=0.5,
+    width: int = Field(DEFAULT_RECIPE.width, ge=8, le=256,
+                       description="channels of the first decoder block (16 trains on 2 CPU "
+                                   "cores; 32+ on a GPU)")
+    val_fraction: float = Field(DEFAULT_RECIPE.val_fraction, gt=0.0, lt=0.5,
                                 description="share of auxiliary faces held out for validation")
-    device: str = Field("auto", description="training device: auto (GPU when present), cpu, cuda")
+    device: str = Field(DEFAULT_RECIPE.device,
+                        description="training device: auto (GPU when present), cpu, cuda")
     use_cache: bool = Field(True, description="reuse and save trained decoders")
 
 

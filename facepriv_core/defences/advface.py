@@ -46,7 +46,6 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from facepriv_core import metrics, models
-from facepriv_core.attacks.decoder_inversion import DecoderParams
 from facepriv_core.cancel import Cancelled, check_cancel
 from facepriv_core.defences import get as get_defence
 from facepriv_core.defences import register
@@ -69,6 +68,7 @@ from facepriv_core.progress import ProgressEvent
 from facepriv_core.train.aux_faces import load_aux, resolve_aux
 from facepriv_core.train.decoder import (
     ARCHITECTURE,
+    DecoderRecipe,
     WireDecoder,
     cache_dir,
     config_digest,
@@ -121,14 +121,14 @@ def shadow_decoder(params: AdvFaceParams, device: torch.device,
     """The defender's shadow decoder for `params`: from the disk cache, else trained on the
     `split` wires of the auxiliary faces and saved. info["cached"] says which."""
     aux = resolve_aux(params.aux, "advface")
-    dparams = DecoderParams(aux=aux, aux_limit=params.aux_limit,
+    dparams = DecoderRecipe(aux=aux, aux_limit=params.aux_limit,
                             epochs=params.decoder_epochs, width=params.decoder_width,
                             device=device.type)
     split = get_defence("split", device)
     split_params = split.Params(stage=params.stage)
     config = {"architecture": ARCHITECTURE, "purpose": "advface-shadow",
               "defence_params": split_params.model_dump(mode="json"),
-              "decoder": dparams.model_dump(mode="json", exclude={"device", "use_cache"}),
+              "decoder": dparams.config(),
               "seed": params.decoder_seed}
     path = cache_dir() / f"shadow-advface-{config_digest(config)}.pt"
     if path.is_file():

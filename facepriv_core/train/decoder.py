@@ -11,6 +11,7 @@ turn into their own AttackCancelled / ProtectionCancelled.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +33,32 @@ from facepriv_core.train.loop import steps_per_epoch, train_loop
 
 OUTPUT_SIZE = 150
 HALF = OUTPUT_SIZE // 2
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderRecipe:
+    """Decoder training settings for callers other than the attack (AdvFace's shadow
+    decoder). The attack's DecoderParams has the same fields and takes its defaults from
+    DEFAULT_RECIPE, so a cache digest of either names the same training."""
+
+    aux: str = ""
+    aux_limit: int = 300
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 2e-3
+    loss: str = "l1+ssim"
+    width: int = 16
+    val_fraction: float = 0.1
+    device: str = "auto"
+
+    def config(self) -> dict[str, Any]:
+        """The settings that decide the trained weights (the device does not)."""
+        out = dataclasses.asdict(self)
+        out.pop("device")
+        return out
+
+
+DEFAULT_RECIPE = DecoderRecipe()
 
 
 class DecoderSettings(Protocol):
