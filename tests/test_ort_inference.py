@@ -163,3 +163,15 @@ def test_cydral_gender_runs_its_shipped_onnx_and_keeps_the_torch_graph_for_gradi
     monkeypatch.delenv(ort_inference.ENV_BACKEND)
     model.probabilities(xg)[:, 1].sum().backward()  # the torch graph, differentiable
     assert xg.grad is not None and float(xg.grad.abs().sum()) > 0
+
+
+def test_a_damaged_cache_file_is_exported_again(tmp_path: Path, _own_cache: Path) -> None:
+    with torch.no_grad():
+        _graph(tmp_path)(_x(), outputs=["out"])
+    (cached,) = (_own_cache / "onnx").glob("plan-*.onnx")
+    cached.write_bytes(b"not an onnx file")
+    fresh = TfjsGraphModule(read_graph(tmp_path / "graph" / "model.json"))
+    with torch.no_grad():
+        fresh(_x(), outputs=["out"])
+    assert isinstance(_sessions(fresh)[0], ort_inference.OrtForward)
+    assert cached.read_bytes() != b"not an onnx file"

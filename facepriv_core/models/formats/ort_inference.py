@@ -7,9 +7,10 @@ npm TF.js graphs about 2x faster than the fused torch plan they are exported fro
 depthwise convolutions better than eager torch. Attacks that need gradients keep the torch
 plan: this path is taken only when no input requires a gradient, on CPU float32 tensors.
 
-The plan is exported once per (graph, outputs, input shape) with torch's ONNX exporter and the
-ONNX bytes are cached on disk under `<cache root>/onnx/` (keyed by a digest of the graph's
-structure and weights and the library versions), so a later process only builds the session.
+The plan is exported once per (graph, outputs, input shape) with torch's ONNX exporter,
+checked against the torch plan on that first batch, and the ONNX bytes are cached on disk
+under `<cache root>/onnx/` (keyed by a digest of the graph's structure and weights and the
+library versions), so a later process only builds the session.
 Any failure to export or load falls back to the torch plan, logged once on the `facepriv`
 logger. A network shipped as ONNX needs no export: `file_session` loads it as it is (Cydral
 gender; where torch measured faster, as for Cydral age and fer's Keras graph, torch stays).
@@ -144,19 +145,25 @@ AGREEMENT = 1e-4
 def build(key: str, fn: Callable[..., dict[str, torch.Tensor]],
           examples: Sequence[torch.Tensor], output_keys: list[str], label: str
           ) -> tuple[OrtForward | None, dict[str, torch.Tensor]]:
-    """(session, outputs for `examples`). The session comes from the disk cache, else is
-    exported now; it is None when the plan cannot be exported, or when its outputs on
-    `examples` disagree with the torch plan's (the caller then keeps the torch plan). The
-    outputs are the session's when it is kept, so every batch, the first included, comes
-    from the same engine: a process's first batch must not differ from a later run's."""
+    """(session, outputs for `examples`). A session in the disk cache was checked when it was
+    exported (the key names the graph, outputs, shapes and library versions) and is used as
+    it is; otherwise the plan is exported now and kept only if its outputs on `examples`
+    agree with the torch plan's, else None (the caller keeps the torch plan). The outputs are
+    the session's when it is kept, so every batch, the first included, comes from the same
+    engine: a process's first batch must not differ from a later run's."""
     path = _cached_path(key)
     names = [f"in{i}" for i in range(len(examples))]
+    if path.is_file():
+        try:
+            session = OrtForward(path.read_bytes(), names, output_keys)
+            return session, session(examples)
+        except Exception as exc:  # a damaged cache file: export it again
+            log.info("cached ONNX plan %s unusable (%s); exporting it again", path.name,
+                     type(exc).__name__)
     with torch.no_grad():
         want = fn(*examples)
     try:
-        fresh = not path.is_file()
-        data = _export(fn, [x.detach()[:2] for x in examples], output_keys) if fresh \
-            else path.read_bytes()
+        data = _export(fn, [x.detach()[:2] for x in examples], output_keys)
         session = OrtForward(data, names, output_keys)
         got = session(examples)
         for k in output_keys:
@@ -164,8 +171,7 @@ def build(key: str, fn: Callable[..., dict[str, torch.Tensor]],
             err = float((got[k] - want[k]).abs().max()) / scale
             if not err <= AGREEMENT:
                 raise ValueError(f"output {k!r} differs from the torch plan by {err:.1e}")
-        if fresh:
-            _write_atomic(path, data)
+        _write_atomic(path, data)
         return session, got
     except Exception as exc:  # any exporter/runtime refusal: the torch plan still works
         log.info("onnxruntime path not used for %s (%s: %s); using the torch plan", label,
