@@ -33,6 +33,7 @@ from facepriv_core.defences.keys import key_info, key_source
 from facepriv_core.embedding import embed_batched
 from facepriv_core.errors import UsageError
 from facepriv_core.faces import chips_to_tensor, tensor_to_chips
+from facepriv_core.memory import release_freed_memory
 from facepriv_core.validation import validate
 from facepriv_core.verdicts import OverallVerdict, Verdict, overall
 
@@ -308,6 +309,8 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
         if progress and size < n:
             progress("attacking shards", min(first + size, n), n)
         del x, protected, clean, authorised
+        if size < n:  # the shard's float tensors are gone: hand their pages back (glibc)
+            release_freed_memory()
     if last_case is None:
         raise UsageError("the audit has no face to protect: give images or a dataset with faces")
 
