@@ -206,10 +206,10 @@ class Attack(ABC, Generic[P]):
     def finish(self, case: AttackCase, parts: list[Any], params: P,
                progress: ProgressFn | None = None, cancel: CancelFn | None = None
                ) -> AttackResult:
-        """A streamed attack's result from its shards' parts, in face order. `case` is the
-        last shard's case with `identities` of every face (`streamed_case`): finish and the
-        attack's `verdict_rules` read the set through the parts, the identities and the
-        seed, never `case.original` (not every face is in memory). Judged like `run`."""
+        """A streamed attack's result from its shards' parts, in face order. `case` is
+        `streamed_case(...)`: `identities` of every face, the defence, params and seed, one
+        face of pixels: finish and the attack's `verdict_rules` read the set through the
+        parts, the identities and the seed, never `case.original`. Judged like `run`."""
         raise NotImplementedError(f"attack {self.name!r} does not stream")
 
 
@@ -245,9 +245,20 @@ def _judged(run: Callable[..., AttackResult]) -> Callable[..., AttackResult]:
 
 
 def streamed_case(last: AttackCase, identities: np.ndarray) -> AttackCase:
-    """The case a streamed attack's `finish` sees: the last shard's, with the identities of
-    every face of the audit and no cached embeddings."""
-    return replace(last, identities=np.asarray(identities), embeddings={})
+    """The case a streamed attack's `finish` sees: the last shard's defence, params and seed,
+    the identities of every face of the audit, and of the pixels only the shard's first face
+    (original, wire, preview, image: enough to show a preview and name the wire kind), so the
+    audit can drop the shard before loading the next. No key, no utility, no embeddings."""
+    p = last.protected
+
+    def no_utility(recogniser: Any) -> torch.Tensor:
+        raise RuntimeError("a streamed attack's finish reads its parts, not the wire")
+
+    head = Protected(wire=p.wire[:1].clone(), wire_kind=p.wire_kind,
+                     preview=np.array(p.preview[:1]), utility=no_utility,
+                     image=p.image[:1].clone() if p.image is not None else None)
+    return replace(last, original=last.original[:1].clone(), protected=head,
+                   identities=np.asarray(identities), embeddings={})
 
 
 def missing_capabilities(title: str, needs: frozenset[str], defence: Defence | None

@@ -305,10 +305,10 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
                     raise UsageError(f"attack '{p.spec.key}' does not apply to defence "
                                      f"'{spec.defence}': {reason}")
         _attack_shard(spec, planned, case, progress, cancel)
-        last_case = case
+        last_case = streamed_case(case, data.identities)  # one face: the shard can go
         if progress and size < n:
             progress("attacking shards", min(first + size, n), n)
-        del x, protected, clean, authorised
+        del x, protected, clean, authorised, case
         if size < n:  # the shard's float tensors are gone: hand their pages back (glibc)
             release_freed_memory()
     if last_case is None:
@@ -318,7 +318,7 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
     threat_models: dict[str, str] = {}
     verdicts: dict[str, Verdict] = {}
     reconstructions: dict[str, np.ndarray] = {}
-    whole = streamed_case(last_case, data.identities)
+    whole = last_case
     for p in planned:
         key = p.spec.key
         if p.streams:
