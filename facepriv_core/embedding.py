@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from facepriv_core.cancel import Cancel, Cancelled, check_cancel
+from facepriv_core.float_mode import flush_denormals
 
 log = logging.getLogger("facepriv")
 
@@ -87,6 +88,7 @@ def embed_batched(model: Any, chips: Faces, batch: int = 32,
     size = max(1, int(batch))
     out: list[torch.Tensor] = []
     start = 0
+    flush_denormals()
     with torch.no_grad():
         while start < n:
             check_cancel(cancel, error, "cancelled")

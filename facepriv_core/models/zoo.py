@@ -83,9 +83,14 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """The device to use: the one asked for, else the best present (cuda > mps > cpu).
 
     A name torch does not know, or a device this machine lacks, is a DeviceError (typed, with
-    what to use instead), not a failure deep inside the first tensor operation."""
+    what to use instead), not a failure deep inside the first tensor operation. Every run
+    resolves its device here, so this is also where the calling thread's CPU float mode is
+    set (subnormals flushed, see `float_mode.flush_denormals`)."""
     import torch
 
+    from facepriv_core.float_mode import flush_denormals
+
+    flush_denormals()
     if isinstance(device, torch.device):
         return device
     if device not in (None, "auto"):
