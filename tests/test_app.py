@@ -149,8 +149,11 @@ def test_attack_page_runs_a_whitebox_job_live() -> None:
     attribute = at.checkbox(key="attack.attribute")
     assert attribute.disabled and "features" in attribute.help  # greyed, with the reason
     at.checkbox(key="attack.whitebox_inversion").check().run()
+    # enough steps (~5-10 s on 2 cores) that the page is seen while the job runs
+    at.number_input(key="attack_params.whitebox_inversion.steps").set_value(1500).run()
     at.button[0].click().run()
-    states = set()
+    first = _job_line(at, "whitebox_inversion")
+    states = {first.split(":")[1].split(",")[0].strip() if ":" in first else ""}
     for _ in range(240):
         time.sleep(0.5)
         at.run()
