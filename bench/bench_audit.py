@@ -3,6 +3,7 @@
 Usage:
   python bench/bench_audit.py [--limits 100,400] [--runners local,ray1,ray2] [--device cpu]
                               [--synthetic 1000,13000] [--synthetic-attacks identity]
+                              [--synthetic-all-recognisers]
 
 The audit is the one issue 14 times:
   facepriv audit --defence pixelate --set block=8 --attack identity --attack attribute
@@ -103,7 +104,8 @@ def synthetic_faces(n: int) -> object:
     return Faces(out, ids, [f"synthetic-{i}" for i in range(n)], {})
 
 
-def child_synthetic(n: int, attacks: list[str], device: str) -> dict[str, float]:
+def child_synthetic(n: int, attacks: list[str], device: str, all_recognisers: bool = False
+                    ) -> dict[str, float]:
     from facepriv_core.audit import AttackSpec, AuditSpec, runner
 
     faces = synthetic_faces(n)
@@ -111,7 +113,8 @@ def child_synthetic(n: int, attacks: list[str], device: str) -> dict[str, float]
     spec = AuditSpec(defence="pixelate", defence_params={"block": 8}, images=["synthetic"],
                      device=device, bootstrap=100,
                      attacks=[AttackSpec(name=a, params={"other_recognisers": False}
-                                         if a == "identity" else {}) for a in attacks])
+                                         if a == "identity" and not all_recognisers else {})
+                              for a in attacks])
     before, t = _usage(), time.perf_counter()
     result = runner.run(spec, faces=faces)  # type: ignore[arg-type]
     return {"faces": len(result.rows), "wall_s": time.perf_counter() - t,
@@ -136,6 +139,9 @@ def main() -> None:
     p.add_argument("--synthetic", default="",
                    help="also audit N synthetic faces (comma-separated counts: 1000,13000)")
     p.add_argument("--synthetic-attacks", default="identity")
+    p.add_argument("--synthetic-all-recognisers", action="store_true",
+                   help="synthetic audits: the identity attack with its default recognisers "
+                        "(default: the authorised dlib-resnet only)")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -146,7 +152,7 @@ def main() -> None:
             out = child_audit(int(rest[0]), rest[1], args.device)
         else:
             out = child_synthetic(int(rest[0]), [a for a in rest[1].split(",") if a],
-                                  args.device)
+                                  args.device, rest[2:] == ["all"])
         print(json.dumps(out))
         return
 
@@ -172,8 +178,10 @@ def main() -> None:
                   f"{1 / wall:8.1f} {wall / ref_wall:12.1f} {cpu_cols} {row['rss_mb']:12.0f}",
                   flush=True)
     for count in [int(v) for v in args.synthetic.split(",") if v]:
-        row = spawn("synthetic", str(count), args.synthetic_attacks)
-        print(f"{'synthetic ' + args.synthetic_attacks:34s} {row['faces']:6.0f} "
+        extra = ["all"] if args.synthetic_all_recognisers else []
+        row = spawn("synthetic", str(count), args.synthetic_attacks, *extra)
+        label = args.synthetic_attacks + (" (all rec.)" if extra else "")
+        print(f"{'synthetic ' + label:34s} {row['faces']:6.0f} "
               f"{row['faces'] / row['wall_s']:8.1f} {'':>12s} "
               f"{1000 * row['cpu_s'] / row['faces']:12.1f} {'':>11s} {row['rss_mb']:12.0f}"
               f"   (RSS faces MB {row['rss_faces_mb']:.0f})", flush=True)
