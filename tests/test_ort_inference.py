@@ -175,3 +175,14 @@ def test_a_damaged_cache_file_is_exported_again(tmp_path: Path, _own_cache: Path
         fresh(_x(), outputs=["out"])
     assert isinstance(_sessions(fresh)[0], ort_inference.OrtForward)
     assert cached.read_bytes() != b"not an onnx file"
+
+
+def test_batches_larger_than_one_run_are_split_and_joined_in_order(tmp_path: Path) -> None:
+    module = _graph(tmp_path)
+    plain = TfjsGraphModule(module.graph, onnxruntime=False)
+    n = 2 * ort_inference.RUN_FACES + 3
+    with torch.no_grad():
+        module(_x(2), outputs=["out"])  # session built
+        got, want = module(_x(n), outputs=["out"])["out"], plain(_x(n), outputs=["out"])["out"]
+    assert got.shape == want.shape == (n, 6)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
