@@ -105,7 +105,7 @@ class OrtForward:
         n = len(arrays[0])
         step = RUN_FACES
         parts: list[list[np.ndarray]] = []
-        for start in range(0, n, step):
+        for start in range(0, n, step) or [0]:  # an empty batch still runs once
             feed = {name: a[start:start + step]
                     for name, a in zip(self.input_names, arrays, strict=True)}
             parts.append(self.session.run(None, feed))
