@@ -140,6 +140,24 @@ def rank1_in_blocks(probe: np.ndarray, gallery: np.ndarray, ids: np.ndarray,
     return out
 
 
+def _score(rows: list[dict[str, float]], name: str, cos: np.ndarray, t: float | None,
+           hits: np.ndarray) -> None:
+    """Add recogniser `name`'s per-probe cosine, match (at threshold `t`) and rank-1 hit."""
+    for i, row in enumerate(rows):
+        row[f"cosine@{name}"] = float(cos[i])
+        row[f"match@{name}"] = (float(cos[i] >= t) if t is not None and np.isfinite(cos[i])
+                                else float("nan"))
+        row[f"rank1@{name}"] = float(hits[i])
+
+
+def _headline(rows: list[dict[str, float]]) -> None:
+    """The authorised recogniser's columns as the rows' headline metrics."""
+    for row in rows:
+        row["cosine"] = row[f"cosine@{AUTHORISED}"]
+        row["match_rate"] = row[f"match@{AUTHORISED}"]
+        row["rank1"] = row[f"rank1@{AUTHORISED}"]
+
+
 @register("identity")
 class IdentityAbuse(Attack[IdentityParams]):
     title = "Identity matching and data abuse"
@@ -162,23 +180,25 @@ class IdentityAbuse(Attack[IdentityParams]):
         generator in one draw (and retrained trains on it): whole set."""
         return params.scenario == "naive"
 
+    def _probe(self, case: AttackCase, model: Any, params: IdentityParams,
+               cancel: CancelFn | None) -> np.ndarray:
+        """What `model` makes of the wire: its embedding of a protected image, else the
+        authorised service's embedding of a feature or embedding wire."""
+        prot = case.protected
+        if prot.wire_kind == "image":
+            image = prot.image if prot.image is not None else prot.wire
+            return embed_numpy(model, image[:case.original.shape[0]], params.batch_size,
+                               self.device, cancel=cancel, error=AttackCancelled)
+        with torch.no_grad():
+            return prot.utility(model).float().cpu().numpy()
+
     def run_shard(self, case: AttackCase, params: IdentityParams,
                   cancel: CancelFn | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """{recogniser: (probe, gallery)} float32 embeddings of this shard's faces."""
-        prot = case.protected
-        is_image = prot.wire_kind == "image"
-        n = case.original.shape[0]
         out = {}
-        for name in recogniser_names(params, is_image):
+        for name in recogniser_names(params, case.protected.wire_kind == "image"):
             check_cancel(cancel)
-            model = models.get(name, self.device)
-            if is_image:
-                image = prot.image if prot.image is not None else prot.wire
-                probe = embed_numpy(model, image[:n], params.batch_size, self.device,
-                                    cancel=cancel, error=AttackCancelled)
-            else:
-                with torch.no_grad():
-                    probe = prot.utility(model).float().cpu().numpy()
+            probe = self._probe(case, models.get(name, self.device), params, cancel)
             gallery = case.original_embedding(name, params.batch_size).float().cpu().numpy()
             out[name] = (probe, gallery)
         return out
@@ -207,18 +227,11 @@ class IdentityAbuse(Attack[IdentityParams]):
             thresholds[name] = {"value": t, "source": source}
             cos = scenarios.pair_cosine(probe, gallery, np.arange(n))
             hits = rank1_in_blocks(probe, gallery, ids, hidden, cancel=cancel)
-            for i, row in enumerate(rows):
-                row[f"cosine@{name}"] = float(cos[i])
-                row[f"match@{name}"] = (float(cos[i] >= t) if t is not None and np.isfinite(cos[i])
-                                        else float("nan"))
-                row[f"rank1@{name}"] = float(hits[i])
+            _score(rows, name, cos, t, hits)
             if progress:
                 progress(ProgressEvent(step + 1, len(names), preview,
                                        {f"cosine@{name}": float(np.nanmean(cos))}))
-        for row in rows:
-            row["cosine"] = row[f"cosine@{AUTHORISED}"]
-            row["match_rate"] = row[f"match@{AUTHORISED}"]
-            row["rank1"] = row[f"rank1@{AUTHORISED}"]
+        _headline(rows)
         details = {
             "recognisers": names,
             "thresholds": thresholds,
@@ -258,12 +271,7 @@ class IdentityAbuse(Attack[IdentityParams]):
         for step, name in enumerate(names):
             check_cancel(cancel)
             model = models.get(name, self.device)
-            if is_image:
-                image = prot.image if prot.image is not None else prot.wire
-                probe = embed(model, image[:n])
-            else:
-                with torch.no_grad():
-                    probe = prot.utility(model).float().cpu().numpy()
+            probe = self._probe(case, model, params, cancel)
             probe, gallery = setup.embeddings(name, model, probe, params.batch_size)
             t: float | None
             if name == AUTHORISED and params.threshold is not None:
@@ -275,18 +283,11 @@ class IdentityAbuse(Attack[IdentityParams]):
             thresholds[name] = {"value": t, "source": source}
             cos = setup.pair_cosine(probe, gallery)
             hits = metrics.rank1_hits(probe, gallery, ids, ids, exclude=exclude)
-            for i, row in enumerate(rows):
-                row[f"cosine@{name}"] = float(cos[i])
-                row[f"match@{name}"] = (float(cos[i] >= t) if t is not None and np.isfinite(cos[i])
-                                        else float("nan"))
-                row[f"rank1@{name}"] = float(hits[i])
+            _score(rows, name, cos, t, hits)
             if progress:
                 progress(ProgressEvent(step + 1, len(names), prot.preview[0],
                                        {f"cosine@{name}": float(np.nanmean(cos))}))
-        for row in rows:
-            row["cosine"] = row[f"cosine@{AUTHORISED}"]
-            row["match_rate"] = row[f"match@{AUTHORISED}"]
-            row["rank1"] = row[f"rank1@{AUTHORISED}"]
+        _headline(rows)
         details = {
             "recognisers": names,
             "thresholds": thresholds,
