@@ -30,3 +30,17 @@ def cache_root(override: str | Path | None = None) -> Path:
 def config_digest(obj: Any) -> str:
     """Short stable hash of a JSON-able configuration: the name of its cached files."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Write a cache file so a concurrent reader never sees half of it. False (and nothing
+    written) when the cache is not writable: a cache that cannot keep a file only costs the
+    work again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        return False
+    return True

@@ -62,8 +62,20 @@ class Registry(Generic[T]):
         self._discover()
         return dict(self._classes)
 
+    def _load_named(self, name: str) -> None:
+        """Import only the module named like the plugin, when there is one: a CLI call that
+        runs one attack need not import the others (and their libraries)."""
+        if name in self._classes or self._discovered or not name.isidentifier():
+            return
+        pkg = importlib.import_module(self.package)
+        if name in self.skip or name not in {m.name for m in pkgutil.iter_modules(pkg.__path__)}:
+            return
+        importlib.import_module(f"{self.package}.{name}")
+
     def get(self, name: str, device: Any = "cpu") -> T:
-        self._discover()
+        self._load_named(name)
+        if name not in self._classes:
+            self._discover()
         try:
             cls = self._classes[name]
         except KeyError:

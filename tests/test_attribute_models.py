@@ -148,7 +148,8 @@ def test_rechip_matches_the_packages_own_chips(gender: CydralGender, age: Cydral
 
     def package_probs(model: CydralGender | CydralAge, package_chips: list) -> torch.Tensor:
         raw = (chips_to_tensor(package_chips) * 255 - model.means) * model.scale
-        return torch.from_numpy(model.session.run(None, {model.input_name: raw.numpy()})[0])
+        feed = {model.input_name: raw.numpy()}
+        return torch.from_numpy(model.reference_session.run(None, feed)[0])
 
     with torch.no_grad():
         ours, theirs = gender.probabilities(x)[:, 1], package_probs(gender, g32)[:, 1]

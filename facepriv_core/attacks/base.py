@@ -78,6 +78,9 @@ class AttackCase:
     identities: np.ndarray | None = None
     seed: int = 0
     embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: a recogniser's embeddings of the protected image, where the audit has them already
+    #: (the authorised service's own pass, `Protected.utility_is_embedding`)
+    wire_embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:

@@ -180,11 +180,14 @@ class IdentityAbuse(Attack[IdentityParams]):
         generator in one draw (and retrained trains on it): whole set."""
         return params.scenario == "naive"
 
-    def _probe(self, case: AttackCase, model: Any, params: IdentityParams,
+    def _probe(self, case: AttackCase, name: str, params: IdentityParams,
                cancel: CancelFn | None) -> np.ndarray:
-        """What `model` makes of the wire: its embedding of a protected image, else the
-        authorised service's embedding of a feature or embedding wire."""
+        """What recogniser `name` makes of the wire: its embedding of a protected image, else
+        the authorised service's embedding of a feature or embedding wire."""
         prot = case.protected
+        if prot.wire_kind == "image" and name in case.wire_embeddings:
+            return case.wire_embeddings[name].float().cpu().numpy()
+        model = models.get(name, self.device)
         if prot.wire_kind == "image":
             image = prot.image if prot.image is not None else prot.wire
             return embed_numpy(model, image[:case.original.shape[0]], params.batch_size,
@@ -198,7 +201,7 @@ class IdentityAbuse(Attack[IdentityParams]):
         out = {}
         for name in recogniser_names(params, case.protected.wire_kind == "image"):
             check_cancel(cancel)
-            probe = self._probe(case, models.get(name, self.device), params, cancel)
+            probe = self._probe(case, name, params, cancel)
             gallery = case.original_embedding(name, params.batch_size).float().cpu().numpy()
             out[name] = (probe, gallery)
         return out
@@ -271,7 +274,7 @@ class IdentityAbuse(Attack[IdentityParams]):
         for step, name in enumerate(names):
             check_cancel(cancel)
             model = models.get(name, self.device)
-            probe = self._probe(case, model, params, cancel)
+            probe = self._probe(case, name, params, cancel)
             probe, gallery = setup.embeddings(name, model, probe, params.batch_size)
             t: float | None
             if name == AUTHORISED and params.threshold is not None:

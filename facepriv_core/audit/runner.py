@@ -94,6 +94,7 @@ def _concat_protected(parts: list[Any]) -> Any:
         utility=lambda rec: torch.cat([p.utility_embedding(rec) for p in parts]),
         metrics=LazyMetrics(metrics),
         image=torch.cat([p.image for p in parts]) if parts[0].image is not None else None,
+        utility_is_embedding=all(p.utility_is_embedding for p in parts),
     )
 
 
@@ -297,7 +298,9 @@ def run(spec: AuditSpec, progress: Progress | None = None, cancel: Cancel | None
 
         case = AttackCase(original=x, protected=protected, defence=defence,
                           defence_params=dparams, identities=data.identities[first:first + size],
-                          seed=spec.seed, embeddings={spec.recogniser: clean})
+                          seed=spec.seed, embeddings={spec.recogniser: clean},
+                          wire_embeddings={spec.recogniser: authorised}
+                          if protected.utility_is_embedding else {})
         if last_case is None:
             for p in planned:
                 reason = p.attack.applicable(protected, defence)

@@ -172,7 +172,10 @@ class Protected:
     wire: what the untrusted server receives (N, ...); preview: uint8 (N, H, W, 3) rendering of
     it; key: client-only secret (None for keyless defences); utility: how the authorised service
     turns the wire into embeddings given the recogniser; metrics: per-batch facts such as
-    `energy_dropped` (a LazyMetrics where they cost network passes).
+    `energy_dropped` (a LazyMetrics where they cost network passes); utility_is_embedding:
+    `utility(rec)` is `rec.embed(image)`, the recogniser run on the image as received, so an
+    attacker probing the image with the same recogniser gets the same embeddings (the audit
+    computes them once).
     """
 
     wire: torch.Tensor
@@ -182,6 +185,7 @@ class Protected:
     key: SecretKey | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     image: torch.Tensor | None = None
+    utility_is_embedding: bool = False
 
     def utility_embedding(self, recognizer: Any) -> torch.Tensor:
         return self.utility(recognizer)

@@ -38,7 +38,7 @@ def quantise(x: torch.Tensor) -> torch.Tensor:
 def image_protected(img: torch.Tensor) -> Protected:
     img = quantise(img)
     return Protected(wire=img, wire_kind="image", preview=image_preview(img),
-                     utility=lambda rec: rec.embed(img), image=img)
+                     utility=lambda rec: rec.embed(img), image=img, utility_is_embedding=True)
 
 
 class NoParams(DefenceParams):

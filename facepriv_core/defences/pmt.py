@@ -310,7 +310,7 @@ class Pmt(Defence[PmtParams]):
                              image=img)
         return Protected(wire=img, wire_kind="image", preview=image_preview(img),
                          utility=lambda rec: rec.embed(img), metrics=LazyMetrics(diagnostics),
-                         image=img)
+                         image=img, utility_is_embedding=True)
 
 
 @register("mr_pmt")

@@ -18,11 +18,10 @@ from typing import TypeVar
 import numpy as np
 import onnxruntime as ort
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from facepriv_core.faces.types import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE
-from facepriv_core.filters import gaussian_kernel_3sigma, separable_blur
+from facepriv_core.filters import gaussian_kernel_3sigma
 from facepriv_core.models.formats import ort_inference
 from facepriv_core.models.formats.onnx_torch import load_onnx_as_torch
 from facepriv_core.weight_files import CYDRAL, CYDRAL_AGE_ONNX, CYDRAL_GENDER_ONNX, package_file
@@ -45,16 +44,43 @@ def _sample_positions(out_size: int, out_padding: float, in_size: int, in_paddin
     return (in_size - 1) * (t + in_padding) / (1 + 2 * in_padding)
 
 
+def _blur_matrix(kernel: torch.Tensor, size: int) -> torch.Tensor:
+    """(size, size) float64: the odd 1-D `kernel` along one axis, borders replicated."""
+    r = kernel.numel() // 2
+    out = torch.zeros(size, size, dtype=torch.float64)
+    rows = torch.arange(size)
+    for k, w in enumerate(kernel.double().tolist()):
+        out.index_put_((rows, (rows + k - r).clamp(0, size - 1)), torch.tensor(w,
+                       dtype=torch.float64), accumulate=True)
+    return out
+
+
+def _bilinear_matrix(pos: torch.Tensor, size: int) -> torch.Tensor:
+    """(len(pos), size) float64: linear interpolation at pixel coordinates `pos`, clamped to
+    the border (grid_sample's bilinear, padding_mode="border", align_corners=False)."""
+    p = pos.double().clamp(0, size - 1)
+    lo = p.floor().long().clamp(max=size - 1)
+    w = p - lo
+    out = torch.zeros(len(p), size, dtype=torch.float64)
+    rows = torch.arange(len(p))
+    out.index_put_((rows, lo), 1 - w, accumulate=True)
+    out.index_put_((rows, (lo + 1).clamp(max=size - 1)), w, accumulate=True)
+    return out
+
+
 class Rechip(nn.Module):
     """Resample a dlib chip (size, padding) to another dlib chip geometry, differentiably.
 
     Measured on SFHQ against the package's own chips cut from the original image with the
     same landmarks (see the model cards): the shrink is anti-aliased with a Gaussian of
     sigma = sqrt(scale^2 - 1) / 2 source pixels, close to the best sigma found by sweeping.
+    Blur and bilinear sampling are both separable and the same along both axes, so the
+    whole resampling is one (out, in) matrix R applied as R @ x @ R^T: two small matrix
+    products instead of a depthwise blur and a grid_sample (idle 2-core CPU, batch 32:
+    1.3-1.5 -> 0.02-0.06 ms/face; equal to the blur-then-sample form within 2e-6).
     """
 
-    grid: torch.Tensor
-    kernel: torch.Tensor
+    operator: torch.Tensor
 
     def __init__(self, out_size: int, out_padding: float, in_size: int = DLIB_CHIP_SIZE,
                  in_padding: float = DLIB_CHIP_PADDING) -> None:
@@ -62,25 +88,18 @@ class Rechip(nn.Module):
         self.in_size, self.out_size = in_size, out_size
         pos = _sample_positions(out_size, out_padding, in_size, in_padding)
         scale = float(pos[1] - pos[0])
-        g = ((2 * pos + 1) / in_size - 1).float()  # grid_sample, align_corners=False
-        gy, gx = torch.meshgrid(g, g, indexing="ij")
-        self.register_buffer("grid", torch.stack([gx, gy], dim=-1)[None])
         sigma = math.sqrt(scale**2 - 1) / 2 if scale > 1 else 0.0
-        self.register_buffer(
-            "kernel", gaussian_kernel_3sigma(sigma) if sigma > 0 else torch.ones(1))
-
-    def _blur(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel.numel() == 1:
-            return x
-        return separable_blur(x, self.kernel, "replicate")
+        operator = _bilinear_matrix(pos, in_size)
+        if sigma > 0:
+            operator = operator @ _blur_matrix(gaussian_kernel_3sigma(sigma), in_size)
+        self.register_buffer("operator", operator.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.in_size, self.in_size):
             raise ValueError(f"expected ({self.in_size}, {self.in_size}) chips, got "
                              f"{tuple(x.shape[-2:])}")
-        grid = self.grid.expand(x.shape[0], -1, -1, -1)
-        return F.grid_sample(self._blur(x), grid, mode="bilinear", padding_mode="border",
-                             align_corners=False)
+        r = self.operator.to(x.dtype)
+        return r @ x @ r.T
 
 
 def _manifest() -> dict:
@@ -107,16 +126,24 @@ class _Cydral(nn.Module):
         self.register_buffer("means", torch.tensor(norm["means"]).view(1, 3, 1, 1))
         self.scale = float(norm["scale"])
         self.net = load_onnx_as_torch(onnx_path)
-        options = ort.SessionOptions()  # the options the package validated parity with
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), options,
-                                            providers=["CPUExecutionProvider"])
+        self._reference: ort.InferenceSession | None = None  # built by the first *_onnx call
         self.input_name = spec["input"]["name"]
         self.onnx_path = onnx_path
         #: the shipped graph in onnxruntime with full optimisation, for gradient-free CPU
         #: batches of the models where that measured faster; built on first use
         self._fast = ort_inference.SessionCache()
+
+    @property
+    def reference_session(self) -> ort.InferenceSession:
+        """The shipped graph in onnxruntime with the options the package validated parity
+        with (no graph optimisation, one thread)."""
+        if self._reference is None:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            options.intra_op_num_threads = options.inter_op_num_threads = 1
+            self._reference = ort.InferenceSession(str(self.onnx_path), options,
+                                                   providers=["CPUExecutionProvider"])
+        return self._reference
 
     def network_input(self, x: torch.Tensor) -> torch.Tensor:
         """The tensor the ONNX graph sees: (255 * chip - mean) / 256 on the package geometry."""
@@ -142,7 +169,7 @@ class _Cydral(nn.Module):
         """Reference: the same preprocessing, then the original graph in onnxruntime."""
         with torch.no_grad():
             inp = self.network_input(x).float().cpu().numpy()
-        out = self.session.run(None, {self.input_name: np.ascontiguousarray(inp)})[0]
+        out = self.reference_session.run(None, {self.input_name: np.ascontiguousarray(inp)})[0]
         return torch.from_numpy(out).to(x.device)
 
 

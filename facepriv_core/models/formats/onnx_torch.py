@@ -4,34 +4,136 @@ onnxruntime gives reference outputs but no gradients; attacks and defences need 
 the graph is rebuilt as torch modules from its initialisers. Only the ops listed in `OPS` are
 supported, and a graph using anything else is refused up front, by op name, rather than
 converted approximately.
+
+The file is decoded once with the `onnx` package into a `Graph` (nodes with plain-Python
+attributes, initialisers as arrays), which is cached under `<cache root>/onnx/graph-*.npz`
+keyed by the file's digest: importing `onnx` costs ~0.55 s a process (its ml_dtypes
+extension), a tenth of a 100-face CLI audit, and later processes skip it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
 import torch
 import torch.nn.functional as F
-from onnx import numpy_helper
 from torch import nn
 
+from facepriv_core.cache import cache_root, write_atomic
 from facepriv_core.models.formats.subnormal import flush_subnormal
+
+if TYPE_CHECKING:
+    import onnx
+
+log = logging.getLogger("facepriv")
+#: Bump when `Graph`'s cached form changes.
+GRAPH_FORMAT = 1
 
 
 class UnsupportedOnnxError(ValueError):
     """The graph uses an op or attribute this converter does not implement."""
 
 
-def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    """The node's attributes by name (ints, floats, lists, tensors: as onnx decodes them)."""
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+@dataclass(frozen=True)
+class Node:
+    """One graph node; `attrs` hold ints, floats, strings and lists of them."""
+
+    op_type: str
+    name: str
+    domain: str
+    input: list[str]
+    output: list[str]
+    attrs: dict[str, Any]
 
 
-def _same_or_refuse(node: onnx.NodeProto, attrs: dict[str, object], allowed: dict[str, object]
+@dataclass
+class Graph:
+    """What the converter needs of an ONNX model, free of the `onnx` package."""
+
+    nodes: list[Node]
+    consts: dict[str, np.ndarray]
+    inputs: list[str]
+    outputs: list[str]
+
+
+def _attr_value(attr: onnx.AttributeProto) -> Any:
+    import onnx
+
+    value = onnx.helper.get_attribute_value(attr)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, (int, float, str)):
+        return value
+    if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
+        return list(value)
+    raise UnsupportedOnnxError(f"attribute {attr.name!r} of type "
+                               f"{onnx.AttributeProto.AttributeType.Name(attr.type)} "
+                               "is not supported")
+
+
+def decode(model: onnx.ModelProto) -> Graph:
+    """The model's main graph as a `Graph` (needs the `onnx` package)."""
+    from onnx import numpy_helper
+
+    g = model.graph
+    nodes = [Node(n.op_type, n.name, n.domain, list(n.input), list(n.output),
+                  {a.name: _attr_value(a) for a in n.attribute}) for n in g.node]
+    return Graph(nodes=nodes,
+                 consts={i.name: numpy_helper.to_array(i) for i in g.initializer},
+                 inputs=[i.name for i in g.input], outputs=[o.name for o in g.output])
+
+
+def _graph_bytes(graph: Graph) -> bytes:
+    names = list(graph.consts)
+    meta = {"nodes": [vars(n) for n in graph.nodes], "consts": names,
+            "inputs": graph.inputs, "outputs": graph.outputs}
+    arrays: dict[str, Any] = {f"c{i}": graph.consts[n] for i, n in enumerate(names)}
+    arrays["__graph__"] = np.array(json.dumps(meta))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _graph_from_bytes(data: bytes) -> Graph:
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        meta = json.loads(str(z["__graph__"]))
+        consts = {n: z[f"c{i}"] for i, n in enumerate(meta["consts"])}
+    return Graph(nodes=[Node(**n) for n in meta["nodes"]], consts=consts,
+                 inputs=meta["inputs"], outputs=meta["outputs"])
+
+
+def read_graph(path: str | Path) -> Graph:
+    """The decoded graph of an ONNX file, from the cache when it holds this file's digest."""
+    data = Path(path).read_bytes()
+    key = hashlib.sha256(f"v{GRAPH_FORMAT}".encode() + b"\0" + data).hexdigest()[:24]
+    cached = cache_root() / "onnx" / f"graph-{key}.npz"
+    if cached.is_file():
+        try:
+            return _graph_from_bytes(cached.read_bytes())
+        except Exception as exc:  # a damaged cache file: decode the ONNX file again
+            log.info("cached ONNX graph %s unusable (%s); decoding again", cached.name,
+                     type(exc).__name__)
+    import onnx
+
+    graph = decode(onnx.load_from_string(data))
+    if not write_atomic(cached, _graph_bytes(graph)):
+        log.info("could not cache the decoded ONNX graph at %s", cached)
+    return graph
+
+
+def _attrs(node: Node) -> dict[str, Any]:
+    return node.attrs
+
+
+def _same_or_refuse(node: Node, attrs: dict[str, object], allowed: dict[str, object]
                     ) -> None:
     """Refuse attributes whose value changes semantics we do not implement."""
     for name, value in attrs.items():
@@ -55,11 +157,11 @@ def _spatial_pads(pads: list[int]) -> tuple[int, ...]:
 
 
 class _Conv(nn.Module):
-    def __init__(self, node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> None:
+    def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
         a = _attrs(node)
         _same_or_refuse(node, a, {"kernel_shape": None, "pads": None, "strides": None,
-                                  "dilations": None, "group": None, "auto_pad": b"NOTSET"})
+                                  "dilations": None, "group": None, "auto_pad": "NOTSET"})
         w = torch.from_numpy(consts[node.input[1]].copy())
         group = int(a.get("group", 1))
         kh, kw = w.shape[2:]
@@ -83,7 +185,7 @@ class _Conv(nn.Module):
 
 
 class _Gemm(nn.Module):
-    def __init__(self, node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> None:
+    def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
         a = _attrs(node)
         _same_or_refuse(node, a, {"alpha": None, "beta": None, "transA": 0, "transB": None})
@@ -101,12 +203,12 @@ class _Gemm(nn.Module):
 
 
 class _Pool(nn.Module):
-    def __init__(self, node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> None:
+    def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
         a = _attrs(node)
         allowed: dict[str, object] = {"kernel_shape": None, "strides": None,
                                       "pads": [0, 0, 0, 0], "ceil_mode": 0,
-                                      "auto_pad": b"NOTSET"}
+                                      "auto_pad": "NOTSET"}
         if node.op_type == "AveragePool":
             allowed["count_include_pad"] = None  # irrelevant without padding
         else:
@@ -127,7 +229,7 @@ class _Binary(nn.Module):
 
     const: torch.Tensor
 
-    def __init__(self, node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> None:
+    def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
         _same_or_refuse(node, _attrs(node), {})
         self.fn = torch.add if node.op_type == "Add" else torch.mul
@@ -145,9 +247,9 @@ class _Binary(nn.Module):
 
 
 class _Pad(nn.Module):
-    def __init__(self, node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> None:
+    def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
-        _same_or_refuse(node, _attrs(node), {"mode": b"constant"})
+        _same_or_refuse(node, _attrs(node), {"mode": "constant"})
         if any(n not in consts for n in node.input[1:] if n):
             raise UnsupportedOnnxError(f"Pad node {node.output[0]!r}: dynamic pads")
         if len(node.input) > 3 and node.input[3]:
@@ -164,7 +266,7 @@ class _Pad(nn.Module):
 
 
 class _Flatten(nn.Module):
-    def __init__(self, node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> None:
+    def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
         _same_or_refuse(node, _attrs(node), {"axis": None})
         self.axis = int(_attrs(node).get("axis", 1))
@@ -174,7 +276,7 @@ class _Flatten(nn.Module):
 
 
 class _Softmax(nn.Module):
-    def __init__(self, node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> None:
+    def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
         _same_or_refuse(node, _attrs(node), {"axis": None})
         self.axis = int(_attrs(node).get("axis", -1))
@@ -184,7 +286,7 @@ class _Softmax(nn.Module):
 
 
 class _Relu(nn.Module):
-    def __init__(self, node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> None:
+    def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
         _same_or_refuse(node, _attrs(node), {})
 
@@ -193,7 +295,7 @@ class _Relu(nn.Module):
 
 
 class _GlobalAveragePool(nn.Module):
-    def __init__(self, node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> None:
+    def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
         _same_or_refuse(node, _attrs(node), {})
 
@@ -201,7 +303,7 @@ class _GlobalAveragePool(nn.Module):
         return x.mean(dim=(2, 3), keepdim=True)
 
 
-OPS: dict[str, Callable[[onnx.NodeProto, dict[str, np.ndarray]], nn.Module]] = {
+OPS: dict[str, Callable[[Node, dict[str, np.ndarray]], nn.Module]] = {
     "Conv": _Conv, "Gemm": _Gemm, "AveragePool": _Pool, "MaxPool": _Pool, "Add": _Binary,
     "Mul": _Binary, "Pad": _Pad, "Flatten": _Flatten, "Softmax": _Softmax, "Relu": _Relu,
     "GlobalAveragePool": _GlobalAveragePool,
@@ -211,24 +313,23 @@ OPS: dict[str, Callable[[onnx.NodeProto, dict[str, np.ndarray]], nn.Module]] = {
 class OnnxGraphModule(nn.Module):
     """A single-input, single-output ONNX graph run node by node with torch modules."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: Graph | onnx.ModelProto) -> None:
         super().__init__()
-        graph = model.graph
-        unknown = sorted({n.op_type for n in graph.node if n.op_type not in OPS or n.domain})
+        graph = model if isinstance(model, Graph) else decode(model)
+        unknown = sorted({n.op_type for n in graph.nodes if n.op_type not in OPS or n.domain})
         if unknown:
             raise UnsupportedOnnxError(
                 f"unsupported ONNX ops {unknown}; this converter implements {sorted(OPS)}")
-        consts = {i.name: flush_subnormal(numpy_helper.to_array(i)) for i in graph.initializer}
-        inputs = [i.name for i in graph.input if i.name not in consts]
-        if len(inputs) != 1 or len(graph.output) != 1:
+        consts = {k: flush_subnormal(v) for k, v in graph.consts.items()}
+        inputs = [i for i in graph.inputs if i not in consts]
+        if len(inputs) != 1 or len(graph.outputs) != 1:
             raise UnsupportedOnnxError(
-                f"expected one input and one output, got {inputs} and "
-                f"{[o.name for o in graph.output]}")
-        self.input_name, self.output_name = inputs[0], graph.output[0].name
-        self.layers = nn.ModuleList(OPS[n.op_type](n, consts) for n in graph.node)
+                f"expected one input and one output, got {inputs} and {graph.outputs}")
+        self.input_name, self.output_name = inputs[0], graph.outputs[0]
+        self.layers = nn.ModuleList(OPS[n.op_type](n, consts) for n in graph.nodes)
         self.wiring = [([i for i in n.input if i and i not in consts], list(n.output))
-                       for n in graph.node]
-        for node, (_, outs) in zip(graph.node, self.wiring, strict=True):
+                       for n in graph.nodes]
+        for node, (_, outs) in zip(graph.nodes, self.wiring, strict=True):
             if len(outs) != 1:
                 raise UnsupportedOnnxError(f"{node.op_type} node with {len(outs)} outputs")
 
@@ -241,4 +342,4 @@ class OnnxGraphModule(nn.Module):
 
 def load_onnx_as_torch(path: str | Path) -> OnnxGraphModule:
     """Load an ONNX file and convert it (eval mode, weights frozen)."""
-    return OnnxGraphModule(onnx.load(str(path))).eval()
+    return OnnxGraphModule(read_graph(path)).eval()
