@@ -10,8 +10,10 @@ nothing of the zoo or of faces.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facepriv_core.models.formats import ort_inference
 from facepriv_core.models.formats.tfjs_graph import same_padding
 
 
@@ -31,8 +34,10 @@ class KerasConversionError(ValueError):
 
 def _pad_same(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
               value: float = 0.0) -> torch.Tensor:
-    top, bottom = same_padding(x.shape[2], kernel[0], stride[0])
-    left, right = same_padding(x.shape[3], kernel[1], stride[1])
+    # int(): plain numbers even while traced for the ONNX export, where a traced size would
+    # make the padding a graph of integer ops (and ONNX divides negatives towards zero)
+    top, bottom = same_padding(int(x.shape[2]), kernel[0], stride[0])
+    left, right = same_padding(int(x.shape[3]), kernel[1], stride[1])
     if top == bottom == left == right == 0:
         return x
     return F.pad(x, (left, right, top, bottom), value=value)
@@ -183,6 +188,8 @@ class KerasGraph(nn.Module):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
+        self.path = Path(path)
+        self._fast = ort_inference.SessionCache()
         with h5py.File(path, "r") as f:
             raw = f.attrs["model_config"]
             config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
@@ -210,7 +217,17 @@ class KerasGraph(nn.Module):
         self.layers = nn.ModuleDict(layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ort_inference.forward(self._fast, self._key_parts, self.run_torch, x,
+                                     self.path.name)
+
+    def run_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers in torch (differentiable); `forward` hands gradient-free CPU batches
+        to onnxruntime instead (fer-emotion, idle 2-core CPU: 1.34 -> 0.23 ms/face)."""
         values = {self.input_name: x}
         for name, sources in self.wiring:
             values[name] = self.layers[name](*(values[s] for s in sources))
         return values[self.output_name]
+
+    def _key_parts(self) -> list[bytes | str]:
+        return [hashlib.sha256(self.path.read_bytes()).hexdigest(),
+                ort_inference.source_digest(sys.modules[__name__])]
