@@ -25,6 +25,7 @@ import hashlib
 import io
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -85,6 +86,29 @@ class SessionCache:
 RUN_FACES = 8
 
 
+_ARENA_LOCK = threading.Lock()
+_arena_registered = False
+
+
+def _shared_arena(ort: Any) -> bool:
+    """One CPU arena for every session of the process (sessions run one at a time): each
+    session's own arena would keep its largest activations for good. Measured on the 2-core
+    CPU, 400-face audit: peak RSS 1413-1442 -> 1261-1272 MB, faces/s within the noise.
+    False where onnxruntime cannot register it (each session then keeps its own)."""
+    global _arena_registered
+    with _ARENA_LOCK:
+        if not _arena_registered:
+            try:
+                info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
+                                         ort.OrtMemType.DEFAULT)
+                ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
+            except Exception as exc:  # an onnxruntime without shared allocators
+                log.info("onnxruntime sessions keep their own arenas (%s)", type(exc).__name__)
+                return False
+            _arena_registered = True
+        return True
+
+
 class OrtForward:
     """One exported plan as an onnxruntime session: arrays in, named tensors out."""
 
@@ -96,6 +120,8 @@ class OrtForward:
         options.intra_op_num_threads = max(1, torch.get_num_threads())
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        if _shared_arena(ort):
+            options.add_session_config_entry("session.use_env_allocators", "1")
         # subnormal weights make kernels ~100x slower; the torch readers flush them too
         options.add_session_config_entry("session.set_denormal_as_zero", "1")
         # no busy-waiting between runs: torch's kernels run in between (preprocessing, the
