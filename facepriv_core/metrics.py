@@ -60,6 +60,12 @@ def srra(cosines: np.ndarray, kappa: float) -> float:
     return float(np.mean(c > kappa))
 
 
+def unit_rows(emb: np.ndarray) -> np.ndarray:
+    """float64 rows scaled to unit length (zero rows stay zero): cosine by dot product."""
+    e = np.asarray(emb, dtype=np.float64)
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
 def rank1_hits(probe_emb: np.ndarray, gallery_emb: np.ndarray, probe_ids: np.ndarray,
                gallery_ids: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
     """Per probe, 1.0 when its cosine-nearest gallery entry is the same person, else 0.0.
@@ -67,11 +73,7 @@ def rank1_hits(probe_emb: np.ndarray, gallery_emb: np.ndarray, probe_ids: np.nda
     `exclude` (P, G) bool marks gallery entries a probe may not match (e.g. its own source
     photo); a probe with nothing left to match scores NaN.
     """
-    p = np.asarray(probe_emb, dtype=np.float64)
-    g = np.asarray(gallery_emb, dtype=np.float64)
-    p = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
-    g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
-    sims = p @ g.T
+    sims = unit_rows(probe_emb) @ unit_rows(gallery_emb).T
     if exclude is not None:
         sims = np.where(exclude, -np.inf, sims)
     best = np.argmax(sims, axis=1)
