@@ -62,8 +62,11 @@ def srra(cosines: np.ndarray, kappa: float) -> float:
 
 def unit_rows(emb: np.ndarray) -> np.ndarray:
     """float64 rows scaled to unit length (zero rows stay zero): cosine by dot product."""
-    e = np.asarray(emb, dtype=np.float64)
-    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    e = np.array(emb, dtype=np.float64)  # a copy, scaled in place, 4096 rows at a time:
+    for start in range(0, len(e), 4096):  # one (N, D) array at peak, not three
+        rows = e[start:start + 4096]
+        rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    return e
 
 
 def rank1_hits(probe_emb: np.ndarray, gallery_emb: np.ndarray, probe_ids: np.ndarray,

@@ -101,7 +101,7 @@ def fit_threshold(name: str, clean: np.ndarray, ids: np.ndarray | None,
         counts = np.unique(ids, return_counts=True)[1]
         if len(counts) >= 2 and int(np.sum(counts * (counts - 1) // 2)) >= MIN_SAME_PAIRS:
             pairs, same = datasets.make_pairs(ids, pairs_per_label=MAX_THRESHOLD_PAIRS)
-            scores = verification.cosine(clean[pairs[:, 0]], clean[pairs[:, 1]])
+            scores = verification.pair_cosine(clean, pairs)
             return verification.best_threshold(scores, same), f"fitted on {len(pairs)} clean pairs"
     default = DEFAULT_THRESHOLDS.get(name, getattr(model, "verification_threshold", None))
     if default is not None:
@@ -143,6 +143,7 @@ def rank1_in_blocks(probe: np.ndarray, gallery: np.ndarray, ids: np.ndarray,
         hits = (ids[best] == ids[start:end]).astype(np.float64)
         out[start:end] = np.where(np.isneginf(sims[np.arange(end - start), best]), np.nan,
                                   hits)
+        del sims  # before the next block's is made: one block alive at a time
     return out
 
 

@@ -259,11 +259,17 @@ class ScenarioGallery:
         return pair_cosine(probe, gallery, self.partner)
 
 
-def pair_cosine(probe: np.ndarray, gallery: np.ndarray, partner: np.ndarray) -> np.ndarray:
-    """Per probe, the cosine to gallery entry `partner[i]` (NaN where it is -1)."""
-    p = probe / np.maximum(np.linalg.norm(probe, axis=1, keepdims=True), 1e-12)
-    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
-    idx = np.maximum(partner, 0)
-    cos = np.sum(p * g[idx], axis=1)
+def pair_cosine(probe: np.ndarray, gallery: np.ndarray, partner: np.ndarray,
+                chunk: int = 4096) -> np.ndarray:
+    """Per probe, the cosine to gallery entry `partner[i]` (NaN where it is -1); `chunk`
+    probes at a time, so a 13k-face audit's 1024-d embeddings are not copied whole."""
+    parts = []
+    for start in range(0, len(probe), chunk):
+        pr = probe[start:start + chunk]
+        ga = gallery[np.maximum(partner[start:start + chunk], 0)]
+        p = pr / np.maximum(np.linalg.norm(pr, axis=1, keepdims=True), 1e-12)
+        g = ga / np.maximum(np.linalg.norm(ga, axis=1, keepdims=True), 1e-12)
+        parts.append(np.sum(p * g, axis=1))
+    cos = np.concatenate(parts) if parts else np.zeros(0, dtype=np.result_type(probe))
     return np.where(partner >= 0, cos, np.nan)
 
