@@ -14,12 +14,14 @@ import torch
 from facepriv_core import attacks
 from facepriv_core.attacks._rules import gallery_chance
 from facepriv_core.attacks.identity import own_photo_hidden, rank1_in_blocks
-from facepriv_core.attacks.scenarios import gallery_exclusion
+from facepriv_core.attacks.scenarios import gallery_exclusion, pair_cosine
 from facepriv_core.audit import AttackSpec, AuditSpec
 from facepriv_core.audit import runner as audit_runner
 from facepriv_core.datasets import _same_pairs_at, make_pairs
-from facepriv_core.metrics import rank1_hits
+from facepriv_core.metrics import rank1_hits, unit_rows
 from facepriv_core.verdicts import chance_rank1
+from facepriv_core.verification import cosine
+from facepriv_core.verification import pair_cosine as verification_pair_cosine
 
 
 def _audit(spec: AuditSpec, faces: Any, shard_size: int) -> tuple[Any, list[str]]:
@@ -111,6 +113,24 @@ def test_whole_gallery_steps_without_n_by_n_matrices() -> None:
         full = rank1_hits(probe, gallery, ids, ids, exclude=gallery_exclusion(ids))
         blocks = rank1_in_blocks(probe, gallery, ids, own_photo_hidden(ids), block=7)
         assert np.array_equal(full, blocks, equal_nan=True)
+
+
+def test_chunked_cosines_are_the_whole_array_ones() -> None:
+    """The end of a large audit scores pairs and probes in chunks (a 13k x 1024-d set held
+    whole cost ~1 GB of temporaries); each row is computed as before, so nothing changes."""
+    rng = np.random.default_rng(2)
+    emb = rng.normal(size=(50, 16)).astype(np.float32)
+    emb[3] = 0  # a zero row stays zero
+    pairs = rng.integers(0, 50, size=(41, 2))
+    assert np.array_equal(verification_pair_cosine(emb, pairs, chunk=6),
+                          cosine(emb[pairs[:, 0]], emb[pairs[:, 1]]))
+    e64 = emb.astype(np.float64)
+    want = e64 / np.maximum(np.linalg.norm(e64, axis=1, keepdims=True), 1e-12)
+    assert np.array_equal(unit_rows(emb), want)
+    partner = rng.integers(-1, 50, size=50)
+    p = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    whole = np.where(partner >= 0, np.sum(p * p[np.maximum(partner, 0)], axis=1), np.nan)
+    assert np.array_equal(pair_cosine(emb, emb, partner, chunk=7), whole, equal_nan=True)
 
 
 def test_sampled_same_pairs_are_the_enumerated_ones() -> None:
