@@ -157,6 +157,19 @@ def _score(rows: list[dict[str, float]], name: str, cos: np.ndarray, t: float | 
         row[f"rank1@{name}"] = float(hits[i])
 
 
+def _threshold(name: str, params: IdentityParams, gallery: np.ndarray,
+               ids: np.ndarray | None, device: Any) -> tuple[float | None, str]:
+    """(threshold, where it came from) for recogniser `name`: the one given for the
+    authorised recogniser, else fitted on the gallery's pairs (`fit_threshold`; the zoo's
+    model, loaded once per process, gives the fallback)."""
+    if name == AUTHORISED and params.threshold is not None:
+        return params.threshold, "given"
+    t, source = fit_threshold(name, gallery, ids, models.get(name, device))
+    if params.scenario != "naive":
+        source = source.replace("clean", "protected gallery")
+    return t, source
+
+
 def _headline(rows: list[dict[str, float]]) -> None:
     """The authorised recogniser's columns as the rows' headline metrics."""
     for row in rows:
@@ -229,11 +242,7 @@ class IdentityAbuse(Attack[IdentityParams]):
             check_cancel(cancel)
             probe = np.concatenate([part[name][0] for part in parts])
             gallery = np.concatenate([part[name][1] for part in parts])
-            t: float | None
-            if name == AUTHORISED and params.threshold is not None:
-                t, source = params.threshold, "given"
-            else:
-                t, source = fit_threshold(name, gallery, ids, models.get(name, self.device))
+            t, source = _threshold(name, params, gallery, ids, self.device)
             thresholds[name] = {"value": t, "source": source}
             cos = scenarios.pair_cosine(probe, gallery, np.arange(n))
             hits = rank1_in_blocks(probe, gallery, ids, hidden, cancel=cancel)
@@ -283,13 +292,7 @@ class IdentityAbuse(Attack[IdentityParams]):
             model = models.get(name, self.device)
             probe = self._probe(case, name, params, cancel)
             probe, gallery = setup.embeddings(name, model, probe, params.batch_size)
-            t: float | None
-            if name == AUTHORISED and params.threshold is not None:
-                t, source = params.threshold, "given"
-            else:
-                t, source = fit_threshold(name, gallery, case.identities, model)
-                if params.scenario != "naive":
-                    source = source.replace("clean", "protected gallery")
+            t, source = _threshold(name, params, gallery, case.identities, self.device)
             thresholds[name] = {"value": t, "source": source}
             cos = setup.pair_cosine(probe, gallery)
             hits = metrics.rank1_hits(probe, gallery, ids, ids, exclude=exclude)

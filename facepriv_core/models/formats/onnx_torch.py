@@ -129,10 +129,6 @@ def read_graph(path: str | Path) -> Graph:
     return graph
 
 
-def _attrs(node: Node) -> dict[str, Any]:
-    return node.attrs
-
-
 def _same_or_refuse(node: Node, attrs: dict[str, object], allowed: dict[str, object]
                     ) -> None:
     """Refuse attributes whose value changes semantics we do not implement."""
@@ -159,7 +155,7 @@ def _spatial_pads(pads: list[int]) -> tuple[int, ...]:
 class _Conv(nn.Module):
     def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
-        a = _attrs(node)
+        a = node.attrs
         _same_or_refuse(node, a, {"kernel_shape": None, "pads": None, "strides": None,
                                   "dilations": None, "group": None, "auto_pad": "NOTSET"})
         w = torch.from_numpy(consts[node.input[1]].copy())
@@ -187,7 +183,7 @@ class _Conv(nn.Module):
 class _Gemm(nn.Module):
     def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
-        a = _attrs(node)
+        a = node.attrs
         _same_or_refuse(node, a, {"alpha": None, "beta": None, "transA": 0, "transB": None})
         w = consts[node.input[1]]
         w = w if a.get("transB", 0) else w.T  # nn.Linear stores (out, in)
@@ -205,7 +201,7 @@ class _Gemm(nn.Module):
 class _Pool(nn.Module):
     def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
-        a = _attrs(node)
+        a = node.attrs
         allowed: dict[str, object] = {"kernel_shape": None, "strides": None,
                                       "pads": [0, 0, 0, 0], "ceil_mode": 0,
                                       "auto_pad": "NOTSET"}
@@ -231,7 +227,7 @@ class _Binary(nn.Module):
 
     def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
-        _same_or_refuse(node, _attrs(node), {})
+        _same_or_refuse(node, node.attrs, {})
         self.fn = torch.add if node.op_type == "Add" else torch.mul
         self.const_index = next((i for i, n in enumerate(node.input) if n in consts), None)
         if self.const_index is not None:
@@ -249,7 +245,7 @@ class _Binary(nn.Module):
 class _Pad(nn.Module):
     def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
-        _same_or_refuse(node, _attrs(node), {"mode": "constant"})
+        _same_or_refuse(node, node.attrs, {"mode": "constant"})
         if any(n not in consts for n in node.input[1:] if n):
             raise UnsupportedOnnxError(f"Pad node {node.output[0]!r}: dynamic pads")
         if len(node.input) > 3 and node.input[3]:
@@ -268,8 +264,8 @@ class _Pad(nn.Module):
 class _Flatten(nn.Module):
     def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
-        _same_or_refuse(node, _attrs(node), {"axis": None})
-        self.axis = int(_attrs(node).get("axis", 1))
+        _same_or_refuse(node, node.attrs, {"axis": None})
+        self.axis = int(node.attrs.get("axis", 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(self.axis) if self.axis else x.reshape(1, -1)
@@ -278,8 +274,8 @@ class _Flatten(nn.Module):
 class _Softmax(nn.Module):
     def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
-        _same_or_refuse(node, _attrs(node), {"axis": None})
-        self.axis = int(_attrs(node).get("axis", -1))
+        _same_or_refuse(node, node.attrs, {"axis": None})
+        self.axis = int(node.attrs.get("axis", -1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(x, self.axis)
@@ -288,7 +284,7 @@ class _Softmax(nn.Module):
 class _Relu(nn.Module):
     def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
-        _same_or_refuse(node, _attrs(node), {})
+        _same_or_refuse(node, node.attrs, {})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x)
@@ -297,7 +293,7 @@ class _Relu(nn.Module):
 class _GlobalAveragePool(nn.Module):
     def __init__(self, node: Node, consts: dict[str, np.ndarray]) -> None:
         super().__init__()
-        _same_or_refuse(node, _attrs(node), {})
+        _same_or_refuse(node, node.attrs, {})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=(2, 3), keepdim=True)

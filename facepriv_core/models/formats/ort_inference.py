@@ -234,20 +234,28 @@ def source_digest(*modules: Any) -> str:
     return h.hexdigest()
 
 
+def run_cached(cache: SessionCache, key: Any, key_parts: Callable[[], Sequence[bytes | str]],
+               fn: Callable[..., dict[str, torch.Tensor]], inputs: Sequence[torch.Tensor],
+               output_keys: list[str], label: str) -> dict[str, torch.Tensor]:
+    """`fn(*inputs)` from the session `cache` holds under `key` (output set, input shapes),
+    built on first use by `build`; a key whose export was refused runs `fn` in torch.
+    `key_parts` (called once per key) name the network's weights and code for the disk
+    cache."""
+    if key not in cache.sessions:
+        session, out = build(digest([*key_parts(), repr(key)]), fn, inputs, output_keys, label)
+        cache.sessions[key] = session
+        return out
+    session = cache.sessions[key]
+    return fn(*inputs) if session is None else session(inputs)
+
+
 def forward(cache: SessionCache, key_parts: Callable[[], Sequence[bytes | str]],
             fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, label: str
             ) -> torch.Tensor:
     """`fn(x)` for a single-input, single-output torch network: from an onnxruntime session
     of its export where the path applies (no gradient, CPU float32, not turned off), else
-    from torch. One session per input shape; `key_parts` (called once per shape) name the
-    network's weights and code for the disk cache."""
+    from torch. One session per input shape (`run_cached`)."""
     if not (applies([x]) and enabled()) or len(x) == 0:  # nothing to export a plan from
         return fn(x)
-    shape = tuple(x.shape[1:])
-    if shape not in cache.sessions:
-        session, out = build(digest([*key_parts(), repr(shape)]), lambda t: {"y": fn(t)},
-                             [x], ["y"], label)
-        cache.sessions[shape] = session
-        return out["y"]
-    session = cache.sessions[shape]
-    return fn(x) if session is None else session([x])["y"]
+    return run_cached(cache, tuple(x.shape[1:]), key_parts, lambda t: {"y": fn(t)}, [x],
+                      ["y"], label)["y"]

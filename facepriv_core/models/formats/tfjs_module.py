@@ -111,23 +111,13 @@ class TfjsGraphModule(nn.Module):
                          wanted: dict[str, str]) -> dict[str, torch.Tensor]:
         """The plan's outputs from its onnxruntime session, built on first use per output set
         and input shape (the first batch is also run by torch, as the agreement check)."""
-        shapes = tuple(tuple(x.shape[1:]) for x in inputs)
-        key = (tuple(sorted(wanted.items())), shapes)
-        sessions = self._ort.sessions
-        if key not in sessions:
-            keys = sorted(wanted)
-            session, out = ort_inference.build(
-                self._cache_key(key), lambda *xs: tfjs_fused.run_plan(plan, xs), inputs, keys,
-                label=self.label)
-            sessions[key] = session
-            return out
-        session = sessions[key]
-        if session is None:
-            return tfjs_fused.run_plan(plan, inputs)
-        return session(inputs)
+        key = (tuple(sorted(wanted.items())), tuple(tuple(x.shape[1:]) for x in inputs))
+        return ort_inference.run_cached(self._ort, key, lambda: [self._graph_digest()],
+                                        lambda *xs: tfjs_fused.run_plan(plan, xs), inputs,
+                                        sorted(wanted), self.label)
 
-    def _cache_key(self, key: tuple[Any, ...]) -> str:
-        """Digest of the graph (structure and every constant), the outputs and input shapes."""
+    def _graph_digest(self) -> str:
+        """Digest of the graph: its structure and every constant."""
         if self._digest is None:
             h = hashlib.sha256()
             for node in self.graph.nodes:
@@ -137,7 +127,7 @@ class TfjsGraphModule(nn.Module):
                 value = np.ascontiguousarray(self.graph.consts[name])
                 h.update(name.encode() + str(value.dtype).encode() + value.tobytes())
             self._digest = h.hexdigest()
-        return ort_inference.digest([self._digest, repr(key)])
+        return self._digest
 
     def _run(self, node: Node, args: list[Any]) -> Any:
         return OPS[node.op](node, args)
